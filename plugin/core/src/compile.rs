@@ -1,0 +1,573 @@
+//! Compiling a configuration: JSON text to a validated [`Plan`], or every error with its path.
+//!
+//! This runs once, when a proxy loads or updates the module; a configuration with any error is
+//! refused whole, so a bad update never opens the gate. Errors say where (`rules[2].providers[0]`)
+//! and what (the offending value in backticks); keys that are merely unusable are reported as
+//! warnings and left out.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::config::{
+    RawBinding, RawClaimCondition, RawConfig, RawPath, RawProvider, RawRule, RawSubject,
+};
+use crate::extract::{Location, Source};
+use crate::json;
+use crate::jwks::{self, Alg};
+use crate::provider::{normalize_type, Provider};
+use crate::rule::{
+    Binding, BindingSource, ClaimCondition, ClaimTest, PathMatcher, Route, Rule, Segment,
+    SubjectMatcher,
+};
+use crate::subject::{is_spiffe_id, Pattern};
+
+/// Deepest nesting accepted in a configuration document.
+const MAX_CONFIG_DEPTH: usize = 64;
+
+/// Largest token cap a configuration may set; Envoy's default header limit is 60 KiB.
+const MAX_TOKEN_BYTES_LIMIT: usize = 65536;
+
+/// One configuration error: where, and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path such as `providers.cluster.algorithms[1]`; empty for the document itself.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Everything a request decision needs, validated.
+#[derive(Debug)]
+pub struct Plan {
+    pub providers: Vec<Provider>,
+    pub locations: Vec<Location>,
+    pub rules: Vec<Rule>,
+    pub subject_header: String,
+    pub rule_header: String,
+    pub max_token_bytes: usize,
+    /// Every header the gate sets upstream; a client's copies are always removed.
+    pub identity_headers: Vec<String>,
+}
+
+/// A compiled plan and what was left out of it.
+#[derive(Debug)]
+pub struct Compiled {
+    pub plan: Plan,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Compiles configuration text.
+pub fn compile(text: &str) -> Result<Compiled, Vec<ConfigError>> {
+    let value = json::parse_with_path(text, MAX_CONFIG_DEPTH).map_err(|(why, path)| {
+        let message = match why {
+            json::JsonError::Syntax => match serde_json::from_str::<Value>(text) {
+                Err(e) => format!("configuration is not valid JSON: {e}"),
+                Ok(_) => "configuration holds a number out of range".to_owned(),
+            },
+            other => format!("configuration {other}"),
+        };
+        vec![ConfigError { path, message }]
+    })?;
+    let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        vec![ConfigError {
+            path: e.path().to_string().trim_start_matches('.').to_owned(),
+            message: e.inner().to_string(),
+        }]
+    })?;
+    Compiler::default().run(raw)
+}
+
+#[derive(Default)]
+struct Compiler {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Compiler {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn run(mut self, raw: RawConfig) -> Result<Compiled, Vec<ConfigError>> {
+        if raw.providers.is_empty() {
+            self.error("providers", "at least one provider is required");
+        }
+        if raw.max_token_bytes == 0 || raw.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
+            self.error(
+                "max_token_bytes",
+                format!(
+                    "`{}` is outside 1..={MAX_TOKEN_BYTES_LIMIT}",
+                    raw.max_token_bytes
+                ),
+            );
+        }
+        let mut providers = Vec::new();
+        let mut locations: Vec<Location> = Vec::new();
+        for (name, provider) in &raw.providers {
+            let index = providers.len();
+            let sources = self.sources(name, provider);
+            for source in sources {
+                self.place(
+                    &mut locations,
+                    source,
+                    index,
+                    name,
+                    &provider.issuer,
+                    &providers,
+                );
+            }
+            providers.push(self.provider(name, provider));
+        }
+        let subject_header =
+            self.header_name("forward.subject_header", &raw.forward.subject_header);
+        let rule_header = self.header_name("forward.rule_header", &raw.forward.rule_header);
+        let mut identity_headers = vec![subject_header.clone(), rule_header.clone()];
+        for provider in &providers {
+            identity_headers.extend(provider.claim_to_headers.iter().map(|(h, _)| h.clone()));
+        }
+        identity_headers.sort();
+        identity_headers.dedup();
+        let names: Vec<&String> = raw.providers.keys().collect();
+        let mut rules: Vec<Rule> = Vec::new();
+        for (index, rule) in raw.rules.iter().enumerate() {
+            let path = format!("rules[{index}]");
+            if rules.iter().any(|r| r.name == rule.name) {
+                self.error(
+                    format!("{path}.name"),
+                    format!("rule name `{}` is used twice", rule.name),
+                );
+            }
+            rules.push(self.rule(&path, rule, &names));
+        }
+        if raw.rules.is_empty() {
+            self.error(
+                "rules",
+                "at least one rule is required; without one every request is denied",
+            );
+        }
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        Ok(Compiled {
+            plan: Plan {
+                providers,
+                locations,
+                rules,
+                subject_header,
+                rule_header,
+                max_token_bytes: raw.max_token_bytes,
+                identity_headers,
+            },
+            warnings: self.warnings,
+        })
+    }
+
+    fn provider(&mut self, name: &str, raw: &RawProvider) -> Provider {
+        let at = format!("providers.{name}");
+        if raw.issuer.is_empty() {
+            self.error(format!("{at}.issuer"), "issuer cannot be empty");
+        }
+        let mut algorithms = Vec::new();
+        for (i, alg) in raw.algorithms.iter().enumerate() {
+            match Alg::from_name(alg) {
+                Some(alg) => algorithms.push(alg),
+                None => self.error(
+                    format!("{at}.algorithms[{i}]"),
+                    format!(
+                        "algorithm `{alg}` is not supported (one of RS256, PS256, ES256, EdDSA)"
+                    ),
+                ),
+            }
+        }
+        if raw.algorithms.is_empty() {
+            self.error(
+                format!("{at}.algorithms"),
+                "at least one algorithm is required",
+            );
+        }
+        let keys = self.keys(&format!("{at}.local_jwks"), raw, &algorithms);
+        let mut claim_to_headers = Vec::new();
+        for (i, entry) in raw.claim_to_headers.iter().enumerate() {
+            let header = self.header_name(
+                &format!("{at}.claim_to_headers[{i}].header_name"),
+                &entry.header_name,
+            );
+            if entry.claim_name.is_empty() {
+                self.error(
+                    format!("{at}.claim_to_headers[{i}].claim_name"),
+                    "claim name cannot be empty",
+                );
+            }
+            claim_to_headers.push((header, entry.claim_name.clone()));
+        }
+        Provider {
+            name: name.to_owned(),
+            issuer: raw.issuer.clone(),
+            audiences: raw.audiences.clone(),
+            keys,
+            algorithms,
+            clock_skew_seconds: raw.clock_skew_seconds,
+            require_expiration: raw.require_expiration,
+            max_lifetime_seconds: raw.max_lifetime_seconds,
+            allowed_types: raw
+                .allowed_types
+                .iter()
+                .map(|t| normalize_type(t))
+                .collect(),
+            forward: raw.forward,
+            claim_to_headers,
+        }
+    }
+
+    fn keys(&mut self, at: &str, raw: &RawProvider, algorithms: &[Alg]) -> jwks::KeySet {
+        let source = &raw.local_jwks;
+        let document = match (&source.inline_string, &source.inline) {
+            (Some(text), None) => match json::parse_value(text, MAX_CONFIG_DEPTH) {
+                Ok(value) => value,
+                Err(why) => {
+                    self.error(format!("{at}.inline_string"), format!("JWKS text {why}"));
+                    return jwks::KeySet::default();
+                }
+            },
+            (None, Some(value)) => value.clone(),
+            _ => {
+                self.error(
+                    at,
+                    "exactly one of `inline_string` and `inline` is required",
+                );
+                return jwks::KeySet::default();
+            }
+        };
+        let (set, issues) = match jwks::parse(&document, algorithms) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                self.error(at, message);
+                return jwks::KeySet::default();
+            }
+        };
+        for issue in issues {
+            let entry = ConfigError {
+                path: format!("{at}.keys[{}]", issue.index),
+                message: issue.message,
+            };
+            if issue.fatal {
+                self.errors.push(entry);
+            } else {
+                self.warnings.push(entry);
+            }
+        }
+        if set.keys.is_empty() {
+            self.error(at, "no usable key: every provider needs at least one");
+        }
+        set
+    }
+
+    fn sources(&mut self, name: &str, raw: &RawProvider) -> Vec<Source> {
+        let at = format!("providers.{name}");
+        let mut sources = Vec::new();
+        for (i, header) in raw.from_headers.iter().enumerate() {
+            let header_name =
+                self.header_name(&format!("{at}.from_headers[{i}].name"), &header.name);
+            sources.push(Source::Header {
+                name: header_name,
+                prefix: header.value_prefix.clone(),
+            });
+        }
+        for (i, cookie) in raw.from_cookies.iter().enumerate() {
+            if cookie.is_empty() || cookie.contains([';', '=', ' ']) {
+                self.error(
+                    format!("{at}.from_cookies[{i}]"),
+                    format!("`{cookie}` is not a cookie name"),
+                );
+            }
+            sources.push(Source::Cookie(cookie.clone()));
+        }
+        if sources.is_empty() {
+            sources.push(Source::Header {
+                name: "authorization".to_owned(),
+                prefix: "Bearer ".to_owned(),
+            });
+        }
+        sources
+    }
+
+    /// Adds provider `index` to the location for `source`, refusing two providers with one issuer
+    /// at one place (nothing could tell their tokens apart).
+    fn place(
+        &mut self,
+        locations: &mut Vec<Location>,
+        source: Source,
+        index: usize,
+        name: &str,
+        issuer: &str,
+        providers: &[Provider],
+    ) {
+        match locations.iter_mut().find(|l| l.source == source) {
+            Some(location) => {
+                let clash = location
+                    .providers
+                    .iter()
+                    .filter_map(|&p| providers.get(p))
+                    .find(|p| p.issuer == issuer);
+                if let Some(other) = clash {
+                    self.error(
+                        format!("providers.{name}.issuer"),
+                        format!(
+                            "issuer `{issuer}` is also the issuer of provider `{}` at {}",
+                            other.name,
+                            source.describe()
+                        ),
+                    );
+                }
+                location.providers.push(index);
+            }
+            None => locations.push(Location {
+                source,
+                providers: vec![index],
+            }),
+        }
+    }
+
+    fn header_name(&mut self, path: &str, name: &str) -> String {
+        let lower = name.to_ascii_lowercase();
+        let valid = !lower.is_empty()
+            && lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            self.error(path, format!("`{name}` is not a header name"));
+        }
+        lower
+    }
+
+    fn rule(&mut self, at: &str, raw: &RawRule, providers: &[&String]) -> Rule {
+        if raw.name.is_empty() {
+            self.error(format!("{at}.name"), "rule name cannot be empty");
+        }
+        let mut accepted = Vec::new();
+        for (i, name) in raw.providers.iter().enumerate() {
+            match providers.iter().position(|p| *p == name) {
+                Some(index) => accepted.push(index),
+                None => self.error(
+                    format!("{at}.providers[{i}]"),
+                    format!("unknown provider `{name}`"),
+                ),
+            }
+        }
+        if raw.providers.is_empty() {
+            self.error(
+                format!("{at}.providers"),
+                "at least one provider is required",
+            );
+        }
+        let route = self.route(at, raw);
+        let params: Vec<&str> = match &route.path {
+            PathMatcher::Template(segments) => segments
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Param(name) => Some(name.as_str()),
+                    Segment::Literal(_) => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let subjects = raw
+            .subjects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.subject(&format!("{at}.subjects[{i}]"), s))
+            .collect();
+        let claims = raw
+            .claims
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| self.condition(&format!("{at}.claims[{i}]"), c))
+            .collect();
+        for (i, scope) in raw.scopes.iter().enumerate() {
+            if scope.is_empty() || scope.contains(' ') {
+                self.error(
+                    format!("{at}.scopes[{i}]"),
+                    format!("`{scope}` is not a single scope"),
+                );
+            }
+        }
+        let bindings = raw
+            .bindings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| self.binding(&format!("{at}.bindings[{i}]"), b, &params))
+            .collect();
+        Rule {
+            name: raw.name.clone(),
+            route,
+            providers: accepted,
+            subjects,
+            claims,
+            scopes: raw.scopes.clone(),
+            bindings,
+        }
+    }
+
+    fn route(&mut self, at: &str, raw: &RawRule) -> Route {
+        for (i, method) in raw.route.methods.iter().enumerate() {
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                self.error(
+                    format!("{at}.match.methods[{i}]"),
+                    format!("`{method}` is not an upper-case method"),
+                );
+            }
+        }
+        let path_at = format!("{at}.match.path");
+        let path = match &raw.route.path {
+            RawPath::Exact(p) | RawPath::Prefix(p) if !p.starts_with('/') => {
+                self.error(&path_at, format!("`{p}` does not start with `/`"));
+                PathMatcher::Exact(p.clone())
+            }
+            RawPath::Exact(p) => PathMatcher::Exact(p.clone()),
+            RawPath::Prefix(p) => PathMatcher::Prefix(p.clone()),
+            RawPath::Template(t) => match parse_template(t) {
+                Ok(segments) => PathMatcher::Template(segments),
+                Err(message) => {
+                    self.error(format!("{path_at}.template"), message);
+                    PathMatcher::Exact(t.clone())
+                }
+            },
+        };
+        Route {
+            hosts: raw
+                .route
+                .hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            methods: raw.route.methods.clone(),
+            path,
+        }
+    }
+
+    fn subject(&mut self, at: &str, raw: &RawSubject) -> Option<SubjectMatcher> {
+        let compiled = match raw {
+            RawSubject::Exact(exact) => return Some(SubjectMatcher::Exact(exact.clone())),
+            RawSubject::Pattern(text) => Pattern::new(text).map(SubjectMatcher::Pattern),
+            RawSubject::SpiffeId(text) => {
+                if is_spiffe_id(&text.replace('*', "x")) {
+                    Pattern::new(text).map(SubjectMatcher::SpiffeId)
+                } else {
+                    Err("not a well-formed SPIFFE ID pattern")
+                }
+            }
+        };
+        let text = match raw {
+            RawSubject::Exact(t) | RawSubject::Pattern(t) | RawSubject::SpiffeId(t) => t,
+        };
+        compiled
+            .map_err(|why| self.error(at, format!("`{text}`: {why}")))
+            .ok()
+    }
+
+    fn condition(&mut self, at: &str, raw: &RawClaimCondition) -> Option<ClaimCondition> {
+        if raw.claim.is_empty() || raw.claim.iter().any(String::is_empty) {
+            self.error(
+                format!("{at}.claim"),
+                "a claim path needs at least one non-empty name",
+            );
+        }
+        let test = match (&raw.equals, &raw.one_of, &raw.contains) {
+            (Some(v), None, None) => ClaimTest::Equals(v.clone()),
+            (None, Some(vs), None) => ClaimTest::OneOf(vs.clone()),
+            (None, None, Some(v)) => ClaimTest::Contains(v.clone()),
+            _ => {
+                self.error(
+                    at,
+                    "exactly one of `equals`, `one_of` and `contains` is required",
+                );
+                return None;
+            }
+        };
+        let values: Vec<&Value> = match &test {
+            ClaimTest::Equals(v) | ClaimTest::Contains(v) => vec![v],
+            ClaimTest::OneOf(vs) => vs.iter().collect(),
+        };
+        for value in values {
+            if !(value.is_string() || value.is_number() || value.is_boolean()) {
+                self.error(at, format!("`{value}` is not a string, number or boolean"));
+            }
+        }
+        Some(ClaimCondition {
+            claim: raw.claim.clone(),
+            test,
+        })
+    }
+
+    fn binding(&mut self, at: &str, raw: &RawBinding, params: &[&str]) -> Option<Binding> {
+        if raw.claim.is_empty() || raw.claim.iter().any(String::is_empty) {
+            self.error(
+                format!("{at}.claim"),
+                "a claim path needs at least one non-empty name",
+            );
+        }
+        let source = match (&raw.path_param, &raw.header) {
+            (Some(param), None) => {
+                if !params.contains(&param.as_str()) {
+                    self.error(
+                        format!("{at}.path_param"),
+                        format!("`{param}` is not a parameter of the rule's path template"),
+                    );
+                }
+                BindingSource::PathParam(param.clone())
+            }
+            (None, Some(header)) => {
+                BindingSource::Header(self.header_name(&format!("{at}.header"), header))
+            }
+            _ => {
+                self.error(at, "exactly one of `path_param` and `header` is required");
+                return None;
+            }
+        };
+        Some(Binding {
+            claim: raw.claim.clone(),
+            source,
+        })
+    }
+}
+
+fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
+    let rest = template
+        .strip_prefix('/')
+        .ok_or_else(|| format!("`{template}` does not start with `/`"))?;
+    let mut segments = Vec::new();
+    for part in rest.split('/') {
+        let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) => {
+                let valid = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !valid {
+                    return Err(format!("`{{{name}}}` is not a parameter name"));
+                }
+                if segments.contains(&Segment::Param(name.to_owned())) {
+                    return Err(format!("parameter `{name}` appears twice"));
+                }
+                Segment::Param(name.to_owned())
+            }
+            None if part.contains(['{', '}']) => {
+                return Err(format!("segment `{part}` mixes text and a parameter"))
+            }
+            None => Segment::Literal(part.to_owned()),
+        };
+        segments.push(segment);
+    }
+    Ok(segments)
+}

@@ -1,0 +1,227 @@
+//! The configuration as written: serde types for the JSON in the filter's plugin configuration.
+//!
+//! These types only mirror the text; [`crate::compile`] turns them into a validated plan. Names
+//! follow Envoy's `jwt_authn` (`providers`, `issuer`, `audiences`, `local_jwks`, `from_headers`,
+//! `value_prefix`, `from_cookies`, `forward`, `claim_to_headers`, `clock_skew_seconds`) and
+//! `rbac` (`exact`/`prefix` string matchers) where they overlap. Every struct refuses unknown
+//! fields, so a misspelt requirement fails the configuration instead of silently matching more.
+//! Choices between forms are externally tagged enums (`{"exact": "..."}`), the shape Envoy's own
+//! string matchers use, so serde names the unknown variant instead of a vague "no variant matched".
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The whole plugin configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Token issuers by name; a rule names the providers it accepts.
+    pub providers: BTreeMap<String, RawProvider>,
+    /// Rules in order; the first whose match and requirements hold allows the request. A request
+    /// that no rule allows is denied.
+    pub rules: Vec<RawRule>,
+    /// Headers that carry the verified identity upstream.
+    #[serde(default)]
+    pub forward: RawForward,
+    /// Longest token accepted, in bytes. Default [`default_max_token_bytes`].
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+}
+
+/// 8 KiB: several times the size of real workload tokens, small enough to bound the work.
+pub fn default_max_token_bytes() -> usize {
+    8192
+}
+
+/// One token issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// The `iss` value, compared byte for byte (no trailing-slash or case folding).
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one. Empty: `aud` is not checked.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// The issuer's public keys.
+    pub local_jwks: RawJwksSource,
+    /// Signature algorithms accepted from this issuer. Default [`default_algorithms`].
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Headers to look in. Default (when `from_cookies` is empty too): `Authorization` with
+    /// `value_prefix` `Bearer `.
+    #[serde(default)]
+    pub from_headers: Vec<RawHeaderLocation>,
+    /// Cookie names to look in.
+    #[serde(default)]
+    pub from_cookies: Vec<String>,
+    /// Tolerance for `exp`, `nbf` and `iat`. Default [`default_clock_skew_seconds`].
+    #[serde(default = "default_clock_skew_seconds")]
+    pub clock_skew_seconds: u64,
+    /// Refuse tokens without `exp`. Default `true`.
+    #[serde(default = "default_true")]
+    pub require_expiration: bool,
+    /// Longest issued lifetime (`exp - iat`) accepted; when set, `iat` is required. Default: none.
+    #[serde(default)]
+    pub max_lifetime_seconds: Option<u64>,
+    /// Accepted header `typ` values (`application/` prefix and case ignored). Empty: any.
+    #[serde(default)]
+    pub allowed_types: Vec<String>,
+    /// Keep the token in the request sent upstream. Default `false`: the token is removed.
+    #[serde(default)]
+    pub forward: bool,
+    /// Claims copied into request headers when this provider's token allows the request.
+    #[serde(default)]
+    pub claim_to_headers: Vec<RawClaimToHeader>,
+}
+
+/// `RS256`, `PS256`, `ES256`, `EdDSA`.
+pub fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// 60 seconds, as in Envoy's `jwt_authn`.
+pub fn default_clock_skew_seconds() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where a JWKS comes from: `{"inline_string": "<JWKS JSON text>"}` as in `jwt_authn`, or
+/// `{"inline": {"keys": [...]}}` to write it as JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwksSource {
+    #[serde(default)]
+    pub inline_string: Option<String>,
+    #[serde(default)]
+    pub inline: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderLocation {
+    /// Header name, matched without regard to case.
+    pub name: String,
+    /// Text before the token, matched without regard to case (`Bearer ` equals `bearer `).
+    #[serde(default)]
+    pub value_prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimToHeader {
+    pub header_name: String,
+    /// A top-level claim name; strings, numbers and booleans are copied, other types are not.
+    pub claim_name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForward {
+    /// Header that carries the verified `sub`. Default [`default_subject_header`].
+    #[serde(default = "default_subject_header")]
+    pub subject_header: String,
+    /// Header that carries the name of the rule that allowed the request.
+    /// Default [`default_rule_header`].
+    #[serde(default = "default_rule_header")]
+    pub rule_header: String,
+}
+
+pub fn default_subject_header() -> String {
+    "x-taskgate-subject".to_owned()
+}
+
+pub fn default_rule_header() -> String {
+    "x-taskgate-rule".to_owned()
+}
+
+/// One rule: which requests it is about, and what their token must show.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Unique; named in decisions, logs and the rule header.
+    pub name: String,
+    #[serde(rename = "match")]
+    pub route: RawRoute,
+    /// Providers whose tokens this rule accepts (at least one).
+    pub providers: Vec<String>,
+    /// The token's `sub` must match one of these. Empty: any subject.
+    #[serde(default)]
+    pub subjects: Vec<RawSubject>,
+    /// Conditions on claims, all of which must hold.
+    #[serde(default)]
+    pub claims: Vec<RawClaimCondition>,
+    /// Scopes the token must hold, all of them (`scope` string or `scp` array).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Claims that must equal a value of the request, such as a task id in the path.
+    #[serde(default)]
+    pub bindings: Vec<RawBinding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// `:authority` values without port, case-insensitive. Empty: any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Upper-case methods. Empty: any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub path: RawPath,
+}
+
+/// Path matchers; the query string is never part of the match.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawPath {
+    Exact(String),
+    Prefix(String),
+    /// Segments, each literal or `{name}` (one non-empty segment, bound to `name`).
+    Template(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSubject {
+    Exact(String),
+    /// Whole-string match where `*` stands for one or more characters other than `/` and `:`;
+    /// every other character is literal.
+    Pattern(String),
+    /// Like `pattern`, and the subject must also be a well-formed SPIFFE ID.
+    SpiffeId(String),
+}
+
+/// `{"claim": ["path", "to", "claim"], "<op>": value}` with exactly one operator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimCondition {
+    /// Path of member names from the top of the claim set.
+    pub claim: Vec<String>,
+    /// The claim equals this string, number or boolean, with no type coercion.
+    #[serde(default)]
+    pub equals: Option<Value>,
+    /// The claim equals one of these.
+    #[serde(default)]
+    pub one_of: Option<Vec<Value>>,
+    /// The claim is an array holding this value.
+    #[serde(default)]
+    pub contains: Option<Value>,
+}
+
+/// `{"claim": [...], "path_param": "ticket"}` or `{"claim": [...], "header": "x-task-id"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    pub claim: Vec<String>,
+    #[serde(default)]
+    pub path_param: Option<String>,
+    #[serde(default)]
+    pub header: Option<String>,
+}

@@ -1,0 +1,379 @@
+//! Decisions: allow with the headers to forward, or deny with a status, a stable reason code and
+//! one fixed sentence.
+//!
+//! Reason codes are an interface: they appear in the deny body, in the `x-taskgate-reason`
+//! response header, in counters and in decision logs, and they do not change meaning. A sentence
+//! names the claim, provider or rule involved and never a token, a key or a claim's value.
+
+use std::fmt;
+
+use crate::framing::Malformed;
+
+/// Why a request was denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    TokenMissing,
+    /// The same token location carries two values.
+    TokenAmbiguous {
+        location: String,
+    },
+    TokenMalformed(Malformed),
+    IssuerUnknown,
+    AlgNotAllowed {
+        provider: String,
+    },
+    /// `jku`, `x5u` or `jwk`: a token naming its own key is never believed.
+    HeaderNotAllowed {
+        provider: String,
+        member: &'static str,
+    },
+    CritUnsupported {
+        provider: String,
+    },
+    TypNotAllowed {
+        provider: String,
+    },
+    KidUnknown {
+        provider: String,
+    },
+    SignatureInvalid {
+        provider: String,
+    },
+    ClaimMissing {
+        provider: String,
+        claim: String,
+    },
+    ClaimInvalid {
+        provider: String,
+        claim: String,
+    },
+    AudienceMismatch {
+        provider: String,
+    },
+    TokenExpired {
+        provider: String,
+    },
+    TokenNotYetValid {
+        provider: String,
+    },
+    TokenIssuedInFuture {
+        provider: String,
+    },
+    LifetimeExceeded {
+        provider: String,
+    },
+    NoRuleMatched,
+    ProviderNotAccepted {
+        rule: String,
+    },
+    SubjectNotAllowed {
+        rule: String,
+    },
+    SpiffeIdInvalid {
+        rule: String,
+    },
+    ClaimMismatch {
+        rule: String,
+        claim: String,
+    },
+    InsufficientScope {
+        rule: String,
+        scopes: Vec<String>,
+    },
+    BindingMismatch {
+        rule: String,
+        claim: String,
+        source: String,
+    },
+}
+
+impl Reason {
+    /// Every reason code, for defining one counter each up front.
+    pub const CODES: [&'static str; 24] = [
+        "token_missing",
+        "token_ambiguous",
+        "token_malformed",
+        "issuer_unknown",
+        "alg_not_allowed",
+        "header_not_allowed",
+        "crit_unsupported",
+        "typ_not_allowed",
+        "kid_unknown",
+        "signature_invalid",
+        "claim_missing",
+        "claim_invalid",
+        "audience_mismatch",
+        "token_expired",
+        "token_not_yet_valid",
+        "token_issued_in_future",
+        "lifetime_exceeded",
+        "no_rule_matched",
+        "provider_not_accepted",
+        "subject_not_allowed",
+        "spiffe_id_invalid",
+        "claim_mismatch",
+        "insufficient_scope",
+        "binding_mismatch",
+    ];
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TokenMissing => "token_missing",
+            Self::TokenAmbiguous { .. } => "token_ambiguous",
+            Self::TokenMalformed(_) => "token_malformed",
+            Self::IssuerUnknown => "issuer_unknown",
+            Self::AlgNotAllowed { .. } => "alg_not_allowed",
+            Self::HeaderNotAllowed { .. } => "header_not_allowed",
+            Self::CritUnsupported { .. } => "crit_unsupported",
+            Self::TypNotAllowed { .. } => "typ_not_allowed",
+            Self::KidUnknown { .. } => "kid_unknown",
+            Self::SignatureInvalid { .. } => "signature_invalid",
+            Self::ClaimMissing { .. } => "claim_missing",
+            Self::ClaimInvalid { .. } => "claim_invalid",
+            Self::AudienceMismatch { .. } => "audience_mismatch",
+            Self::TokenExpired { .. } => "token_expired",
+            Self::TokenNotYetValid { .. } => "token_not_yet_valid",
+            Self::TokenIssuedInFuture { .. } => "token_issued_in_future",
+            Self::LifetimeExceeded { .. } => "lifetime_exceeded",
+            Self::NoRuleMatched => "no_rule_matched",
+            Self::ProviderNotAccepted { .. } => "provider_not_accepted",
+            Self::SubjectNotAllowed { .. } => "subject_not_allowed",
+            Self::SpiffeIdInvalid { .. } => "spiffe_id_invalid",
+            Self::ClaimMismatch { .. } => "claim_mismatch",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::BindingMismatch { .. } => "binding_mismatch",
+        }
+    }
+
+    /// 401 when the request did not authenticate, 403 when it did and is still not allowed.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NoRuleMatched
+            | Self::ProviderNotAccepted { .. }
+            | Self::SubjectNotAllowed { .. }
+            | Self::SpiffeIdInvalid { .. }
+            | Self::ClaimMismatch { .. }
+            | Self::InsufficientScope { .. }
+            | Self::BindingMismatch { .. } => 403,
+            _ => 401,
+        }
+    }
+
+    /// The RFC 6750 challenge: plain `Bearer` when no token came, `invalid_token` when one came
+    /// and failed, `insufficient_scope` with the scopes when they were what was missing.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self {
+            Self::TokenMissing => Some("Bearer".to_owned()),
+            Self::InsufficientScope { scopes, .. } => Some(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                scopes.join(" ")
+            )),
+            _ if self.status() == 401 => Some("Bearer error=\"invalid_token\"".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// The deny body: `{"decision":"deny","reason":"<code>","message":"<sentence>"}`.
+    pub fn body(&self) -> String {
+        serde_json::json!({
+            "decision": "deny",
+            "reason": self.code(),
+            "message": self.to_string(),
+        })
+        .to_string()
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TokenMissing => write!(f, "no token was found in the request"),
+            Self::TokenAmbiguous { location } => {
+                write!(f, "more than one token was found in `{location}`")
+            }
+            Self::TokenMalformed(why) => f.write_str(why.sentence()),
+            Self::IssuerUnknown => write!(f, "token `iss` names no configured provider"),
+            Self::AlgNotAllowed { provider } => {
+                write!(f, "token `alg` is not accepted by provider `{provider}`")
+            }
+            Self::HeaderNotAllowed { provider, member } => write!(
+                f,
+                "token header member `{member}` is not accepted by provider `{provider}`"
+            ),
+            Self::CritUnsupported { provider } => write!(
+                f,
+                "token header `crit` names an extension provider `{provider}` does not support"
+            ),
+            Self::TypNotAllowed { provider } => {
+                write!(f, "token `typ` is not accepted by provider `{provider}`")
+            }
+            Self::KidUnknown { provider } => write!(
+                f,
+                "no key of provider `{provider}` has the token's `kid` and `alg`"
+            ),
+            Self::SignatureInvalid { provider } => write!(
+                f,
+                "token signature does not verify with the keys of provider `{provider}`"
+            ),
+            Self::ClaimMissing { provider, claim } => write!(
+                f,
+                "token has no `{claim}` claim, which provider `{provider}` requires"
+            ),
+            Self::ClaimInvalid { provider, claim } => write!(
+                f,
+                "token claim `{claim}` has a type provider `{provider}` does not accept"
+            ),
+            Self::AudienceMismatch { provider } => write!(
+                f,
+                "token `aud` names none of the audiences of provider `{provider}`"
+            ),
+            Self::TokenExpired { provider } => {
+                write!(f, "token `exp` has passed (provider `{provider}`)")
+            }
+            Self::TokenNotYetValid { provider } => {
+                write!(
+                    f,
+                    "token `nbf` has not been reached (provider `{provider}`)"
+                )
+            }
+            Self::TokenIssuedInFuture { provider } => {
+                write!(f, "token `iat` is in the future (provider `{provider}`)")
+            }
+            Self::LifetimeExceeded { provider } => write!(
+                f,
+                "token lifetime `exp - iat` exceeds the limit of provider `{provider}`"
+            ),
+            Self::NoRuleMatched => write!(f, "no rule matches this request"),
+            Self::ProviderNotAccepted { rule } => write!(
+                f,
+                "rule `{rule}` accepts no token of the providers that were presented"
+            ),
+            Self::SubjectNotAllowed { rule } => {
+                write!(f, "token `sub` is not allowed by rule `{rule}`")
+            }
+            Self::SpiffeIdInvalid { rule } => write!(
+                f,
+                "token `sub` is not a well-formed SPIFFE ID, which rule `{rule}` requires"
+            ),
+            Self::ClaimMismatch { rule, claim } => {
+                write!(f, "token claim `{claim}` does not satisfy rule `{rule}`")
+            }
+            Self::InsufficientScope { rule, .. } => {
+                write!(f, "token lacks a scope that rule `{rule}` requires")
+            }
+            Self::BindingMismatch {
+                rule,
+                claim,
+                source,
+            } => write!(
+                f,
+                "token claim `{claim}` does not equal {source}, as rule `{rule}` requires"
+            ),
+        }
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow {
+        /// Request headers to remove before forwarding (tokens not forwarded, identity headers
+        /// a client may have sent).
+        remove: Vec<String>,
+        /// Request headers to set (after removal).
+        set: Vec<(String, String)>,
+    },
+    Deny(Reason),
+}
+
+/// A decision and what it rests on, for the response, the counters and the decision log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The rule that allowed, or the first matching rule that refused.
+    pub rule: Option<String>,
+    /// The provider of the token the decision rests on.
+    pub provider: Option<String>,
+    /// The verified `sub` of that token.
+    pub subject: Option<String>,
+}
+
+impl Decision {
+    pub fn deny(reason: Reason) -> Self {
+        Self {
+            verdict: Verdict::Deny(reason),
+            rule: None,
+            provider: None,
+            subject: None,
+        }
+    }
+
+    pub fn is_allow(&self) -> bool {
+        matches!(self.verdict, Verdict::Allow { .. })
+    }
+
+    /// `allowed`, or the deny's reason code.
+    pub fn code(&self) -> &'static str {
+        match &self.verdict {
+            Verdict::Allow { .. } => "allowed",
+            Verdict::Deny(reason) => reason.code(),
+        }
+    }
+
+    /// One line for a decision log: codes, names and the verified subject; never a token.
+    pub fn log_line(&self) -> String {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        format!(
+            "decision={} reason={} rule={} provider={} subject={}",
+            if self.is_allow() { "allow" } else { "deny" },
+            self.code(),
+            dash(&self.rule),
+            dash(&self.provider),
+            dash(&self.subject),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_code_is_listed_once() {
+        let mut codes = Reason::CODES.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Reason::CODES.len());
+        assert!(Reason::CODES.contains(&Reason::NoRuleMatched.code()));
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        assert_eq!(Reason::TokenMissing.www_authenticate().unwrap(), "Bearer");
+        let expired = Reason::TokenExpired {
+            provider: "k".into(),
+        };
+        assert_eq!(
+            expired.www_authenticate().unwrap(),
+            "Bearer error=\"invalid_token\""
+        );
+        let scope = Reason::InsufficientScope {
+            rule: "r".into(),
+            scopes: vec!["a:read".into(), "a:write".into()],
+        };
+        assert_eq!(
+            scope.www_authenticate().unwrap(),
+            "Bearer error=\"insufficient_scope\", scope=\"a:read a:write\""
+        );
+        assert_eq!(Reason::NoRuleMatched.www_authenticate(), None);
+    }
+
+    #[test]
+    fn deny_body_carries_code_and_sentence() {
+        let body: serde_json::Value =
+            serde_json::from_str(&Reason::SubjectNotAllowed { rule: "r".into() }.body()).unwrap();
+        assert_eq!(body["reason"], "subject_not_allowed");
+        assert_eq!(body["message"], "token `sub` is not allowed by rule `r`");
+    }
+}

@@ -1,0 +1,168 @@
+//! The gate: a compiled plan and the decision for one request.
+//!
+//! The order is fixed: find every token, verify every token found (any failure denies with 401,
+//! since a request that presents a bad credential is not treated as one that presents none),
+//! then walk the rules whose route covers the request. The first rule whose requirements hold
+//! allows; otherwise the first refusing rule's reason denies with 403, and a request that no rule
+//! covers is denied too.
+
+use crate::compile::{compile, Compiled, ConfigError, Plan};
+use crate::decision::{Decision, Reason, Verdict};
+use crate::framing::frame;
+use crate::provider::Verified;
+use crate::request::Request;
+
+/// A compiled configuration, ready to decide requests.
+#[derive(Debug)]
+pub struct Gate {
+    plan: Plan,
+}
+
+/// A token found at a location, and that location's index.
+struct Found<'r> {
+    location: usize,
+    token: &'r str,
+}
+
+impl Gate {
+    /// Compiles a configuration; warnings name keys that were left out.
+    pub fn new(config: &str) -> Result<(Self, Vec<ConfigError>), Vec<ConfigError>> {
+        let Compiled { plan, warnings } = compile(config)?;
+        Ok((Self { plan }, warnings))
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Decides `request` at `now` (Unix seconds).
+    pub fn decide(&self, request: &Request<'_>, now: u64) -> Decision {
+        match self.try_decide(request, now) {
+            Ok(decision) | Err(decision) => decision,
+        }
+    }
+
+    fn try_decide(&self, request: &Request<'_>, now: u64) -> Result<Decision, Decision> {
+        let found = self.find_tokens(request).map_err(Decision::deny)?;
+        if found.is_empty() {
+            return Err(Decision::deny(Reason::TokenMissing));
+        }
+        let mut verified = Vec::with_capacity(found.len());
+        for item in &found {
+            verified.push(self.verify(item, now).map_err(Decision::deny)?);
+        }
+        let mut refusal: Option<Decision> = None;
+        for rule in &self.plan.rules {
+            let Some(params) = rule.route.matches(request) else {
+                continue;
+            };
+            match rule.evaluate(&verified, request, &params) {
+                Ok(index) => {
+                    let token = verified
+                        .get(index)
+                        .ok_or_else(|| Decision::deny(Reason::NoRuleMatched))?;
+                    return Ok(self.allow(&rule.name, token, &found, &verified, request));
+                }
+                Err(reason) => {
+                    refusal.get_or_insert_with(|| {
+                        let mut decision = Decision::deny(reason);
+                        decision.rule = Some(rule.name.clone());
+                        decision
+                    });
+                }
+            }
+        }
+        let mut decision = refusal.unwrap_or_else(|| Decision::deny(Reason::NoRuleMatched));
+        if let Some(first) = verified.first() {
+            self.describe(&mut decision, first);
+        }
+        Err(decision)
+    }
+
+    fn find_tokens<'r>(&self, request: &Request<'r>) -> Result<Vec<Found<'r>>, Reason> {
+        let mut found = Vec::new();
+        for (location, place) in self.plan.locations.iter().enumerate() {
+            if let Some(token) = place.source.find(request)? {
+                found.push(Found { location, token });
+            }
+        }
+        Ok(found)
+    }
+
+    fn verify(&self, found: &Found<'_>, now: u64) -> Result<Verified, Reason> {
+        let framed =
+            frame(found.token, self.plan.max_token_bytes).map_err(Reason::TokenMalformed)?;
+        let issuer = framed.claims.get("iss").and_then(|iss| iss.as_str());
+        let location = self
+            .plan
+            .locations
+            .get(found.location)
+            .ok_or(Reason::IssuerUnknown)?;
+        let (index, provider) = location
+            .providers
+            .iter()
+            .filter_map(|&index| self.plan.providers.get(index).map(|p| (index, p)))
+            .find(|(_, provider)| Some(provider.issuer.as_str()) == issuer)
+            .ok_or(Reason::IssuerUnknown)?;
+        provider.verify(index, framed, now)
+    }
+
+    fn describe(&self, decision: &mut Decision, token: &Verified) {
+        decision.provider = self
+            .plan
+            .providers
+            .get(token.provider())
+            .map(|p| p.name.clone());
+        decision.subject = token.subject().map(str::to_owned);
+    }
+
+    fn allow(
+        &self,
+        rule: &str,
+        token: &Verified,
+        found: &[Found<'_>],
+        verified: &[Verified],
+        request: &Request<'_>,
+    ) -> Decision {
+        let plan = &self.plan;
+        let mut remove = plan.identity_headers.clone();
+        let mut set = Vec::new();
+        for (item, verified) in found.iter().zip(verified) {
+            let forwarded = plan
+                .providers
+                .get(verified.provider())
+                .is_some_and(|p| p.forward);
+            if let (false, Some(location)) = (forwarded, plan.locations.get(item.location)) {
+                let (header, replacement) = location.source.removal(request);
+                remove.push(header);
+                set.extend(replacement);
+            }
+        }
+        if let Some(subject) = token.subject() {
+            set.push((plan.subject_header.clone(), subject.to_owned()));
+        }
+        set.push((plan.rule_header.clone(), rule.to_owned()));
+        if let Some(provider) = plan.providers.get(token.provider()) {
+            for (header, claim) in &provider.claim_to_headers {
+                let value = match token.claims().get(claim) {
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                        Some(v.to_string())
+                    }
+                    _ => None,
+                };
+                set.extend(value.map(|value| (header.clone(), value)));
+            }
+        }
+        remove.sort();
+        remove.dedup();
+        let mut decision = Decision {
+            verdict: Verdict::Allow { remove, set },
+            rule: Some(rule.to_owned()),
+            provider: None,
+            subject: None,
+        };
+        self.describe(&mut decision, token);
+        decision
+    }
+}
