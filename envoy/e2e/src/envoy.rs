@@ -236,13 +236,13 @@ fn notable_lines(log: &str, count: usize) -> String {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Some(admin) = self.admin_address() {
+        // Ask Envoy to quit through its admin endpoint when it has one up;
+        // otherwise, or if it does not listen, signal it.
+        let asked = self.admin_address().is_some_and(|admin| {
             let url = format!("http://{admin}/quitquitquit");
-            // Best effort: if the admin endpoint is gone, the signals below
-            // stop the process.
-            let _ = self.agent.post(&url).send_empty();
-        }
-        if wait_for_exit(&mut self.child, EXIT_GRACE) {
+            self.agent.post(&url).send_empty().is_ok()
+        });
+        if asked && wait_for_exit(&mut self.child, EXIT_GRACE) {
             return;
         }
         // SIGTERM reaches `timeout`, which passes it on to Envoy; SIGKILL

@@ -45,7 +45,7 @@ pub fn table(report: &Report) -> String {
 pub fn terse(report: &Report) -> String {
     let mut out = String::new();
     for result in report.results.iter().filter(|result| !result.passed()) {
-        let details = details(result).join("; ");
+        let details = result.mismatches.join("; ");
         let _ = writeln!(out, "FAIL {}/{}: {details}", result.suite, result.case);
     }
     let _ = writeln!(out, "{}", summary(report));
@@ -76,7 +76,7 @@ fn verdict(result: &CaseResult) -> &'static str {
     }
 }
 
-/// What differed, or the error; the status line is already in the row.
+/// What differed, or the error, less the status line that the row shows.
 fn details(result: &CaseResult) -> Vec<String> {
     result
         .mismatches
@@ -153,5 +153,19 @@ mod tests {
         };
         assert!(table(&report).contains("MISMATCH\n      envoy exited"));
         assert!(terse(&report).starts_with("FAIL k8s/allows_the_job: envoy exited"));
+    }
+
+    #[test]
+    fn names_a_status_mismatch_in_the_terse_list() {
+        let denied = Observed {
+            status: 403,
+            reason: "scope_missing".into(),
+            ..Observed::default()
+        };
+        let mismatch = "expected 200 allowed, observed 403 scope_missing".to_owned();
+        let report = Report {
+            results: vec![result(Ok(denied), vec![mismatch])],
+        };
+        assert!(terse(&report).contains("expected 200 allowed, observed 403 scope_missing"));
     }
 }
