@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for the end-to-end check: install Envoy, build the module,
-# replay every example suite in Envoy. Extra arguments go to the runner's
+# check that the module accepts the example bootstrap, and replay every
+# example suite in Envoy. Extra arguments go to the runner's
 # `test` subcommand (e.g. `--suite k8s-payments`).
 set -euo pipefail
 
@@ -9,4 +10,9 @@ cd "$repo"
 
 bash envoy/install-envoy.sh
 cargo build -p taskgate-proxy --target wasm32-wasip1 --release
-cargo run --quiet -p taskgate-envoy -- test "$@"
+cargo build --quiet -p taskgate-envoy
+
+target="${CARGO_TARGET_DIR:-target}"
+wasm="$target/wasm32-wasip1/release/taskgate_proxy.wasm"
+"$target/debug/taskgate-envoy" validate --wasm "$wasm"
+"$target/debug/taskgate-envoy" test --wasm "$wasm" "$@"

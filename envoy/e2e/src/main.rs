@@ -12,6 +12,7 @@ mod envoy;
 mod host;
 mod report;
 mod upstream;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -46,6 +47,8 @@ enum Action {
     Test(RunArgs),
     /// Check Envoy and the echo upstream without the module.
     Smoke(EnvoyArgs),
+    /// Check that Envoy and the module accept a user-facing bootstrap.
+    Validate(ValidateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,12 +86,28 @@ struct RunArgs {
     suite: Option<String>,
 }
 
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    envoy: EnvoyArgs,
+    /// The taskgate proxy-wasm module.
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/release/taskgate_proxy.wasm"
+    )]
+    wasm: PathBuf,
+    /// The bootstrap to check.
+    #[arg(long, default_value = "envoy/envoy.yaml")]
+    config: PathBuf,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Action::Demo(args) => replay(&args, Output::Table),
         Action::Test(args) => replay(&args, Output::Terse),
         Action::Smoke(args) => smoke(&args),
+        Action::Validate(args) => check_bootstrap(&args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -186,6 +205,27 @@ fn smoke(args: &EnvoyArgs) -> Result<bool, String> {
         observed.status,
         observed.reason,
     );
+    println!("{} passed, {} failed", u8::from(passed), u8::from(!passed));
+    Ok(passed)
+}
+
+/// Validates a user-facing bootstrap with the real module.
+fn check_bootstrap(args: &ValidateArgs) -> Result<bool, String> {
+    require_file(
+        &args.wasm,
+        "module",
+        "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
+    )?;
+    let options = envoy_options(&args.envoy)?;
+    let outcome = validate::validate(&options.binary, &args.config, &args.wasm, &options.work_dir);
+    match &outcome {
+        Ok(()) => println!(
+            "ok {}: envoy and the module accept it",
+            args.config.display()
+        ),
+        Err(error) => println!("MISMATCH {error}"),
+    }
+    let passed = outcome.is_ok();
     println!("{} passed, {} failed", u8::from(passed), u8::from(!passed));
     Ok(passed)
 }
