@@ -20,6 +20,9 @@ use crate::upstream::EchoUpstream;
 /// How far the clock a case was prepared for may be from the wall clock;
 /// beyond it the tokens were minted for a time Envoy does not see.
 const CLOCK_TOLERANCE_SECS: u64 = 60;
+/// Properties a plain-HTTP request on 127.0.0.1 has anyway, with the value
+/// it has: a case may state them.
+const PLAIN_CONNECTION: &[(&str, &str)] = &[("connection.mtls", "false")];
 /// How much longer than the run an Envoy may live, to stop cleanly.
 const LIFETIME_MARGIN: Duration = Duration::from_secs(30);
 
@@ -106,14 +109,24 @@ impl Host for EnvoyHost {
     }
 
     fn send(&mut self, request: &PreparedRequest, now_unix: u64) -> Result<Observed, String> {
-        if let Some(name) = request.properties.keys().next() {
-            return Err(format!(
-                "envoy host cannot set the connection property `{name}`: \
-                 it comes from a real connection"
-            ));
-        }
+        check_properties(request)?;
         check_clock(now_unix)?;
         self.request(request)
+    }
+}
+
+/// Refuses a case whose properties a plain-HTTP request cannot carry.
+fn check_properties(request: &PreparedRequest) -> Result<(), String> {
+    let unmet = request
+        .properties
+        .iter()
+        .find(|(name, value)| !PLAIN_CONNECTION.contains(&(name.as_str(), value.as_str())));
+    match unmet {
+        Some((name, value)) => Err(format!(
+            "envoy host cannot give the request the property `{name}` = `{value}`: \
+             it comes from a real connection"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -133,6 +146,28 @@ fn check_clock(now_unix: u64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request_with(name: &str, value: &str) -> PreparedRequest {
+        PreparedRequest {
+            method: "GET".into(),
+            host: "api".into(),
+            path: "/".into(),
+            headers: Vec::new(),
+            properties: [(name.to_owned(), value.to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_property_that_a_plain_connection_has() {
+        assert!(check_properties(&request_with("connection.mtls", "false")).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_peer_identity_it_cannot_present() {
+        let request = request_with("connection.uri_san_peer_certificate", "spiffe://a/b");
+        let error = check_properties(&request).unwrap_err();
+        assert!(error.contains("`connection.uri_san_peer_certificate` = `spiffe://a/b`"));
+    }
 
     #[test]
     fn refuses_a_case_prepared_for_a_fixed_clock() {
