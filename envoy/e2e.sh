@@ -14,5 +14,9 @@ cargo build --quiet -p taskgate-envoy
 
 target="${CARGO_TARGET_DIR:-target}"
 wasm="$target/wasm32-wasip1/release/taskgate_proxy.wasm"
-"$target/debug/taskgate-envoy" validate --wasm "$wasm"
-"$target/debug/taskgate-envoy" test --wasm "$wasm" "$@"
+# Both checks run whatever the first one says; the replay's closing
+# `N passed, N failed` line stays the last line of the output.
+status=0
+"$target/debug/taskgate-envoy" validate --wasm "$wasm" || status=1
+"$target/debug/taskgate-envoy" test --wasm "$wasm" "$@" || status=1
+exit "$status"
