@@ -25,6 +25,8 @@ struct Compiled {
     module: Module,
     linker: Linker<HostState>,
     source: PathBuf,
+    /// Imports the host does not implement; they are linked to traps.
+    unimplemented: Vec<(String, String)>,
 }
 
 impl fmt::Debug for Plugin {
@@ -61,6 +63,7 @@ impl Plugin {
         let mut linker = Linker::new(&engine);
         imports::proxy::add_to_linker(&mut linker).map_err(compile_error)?;
         imports::wasi::add_to_linker(&mut linker).map_err(compile_error)?;
+        let unimplemented = unimplemented_imports(&engine, &linker, &module);
         // Imports nobody implemented still link, and trap with their name if ever called.
         linker
             .define_unknown_imports_as_traps(&module)
@@ -71,6 +74,7 @@ impl Plugin {
                 module,
                 linker,
                 source,
+                unimplemented,
             }),
         })
     }
@@ -87,6 +91,12 @@ impl Plugin {
             .imports()
             .map(|import| (import.module().to_string(), import.name().to_string()))
             .collect()
+    }
+
+    /// The `(module, name)` of every import this host does not implement. Such a module still
+    /// loads; calling one of these traps with its name.
+    pub fn unimplemented_imports(&self) -> &[(String, String)] {
+        &self.inner.unimplemented
     }
 
     pub(crate) fn new_store(&self, state: HostState) -> Store<HostState> {
@@ -115,6 +125,27 @@ impl Plugin {
         });
         Ok(exports)
     }
+}
+
+fn unimplemented_imports(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    module: &Module,
+) -> Vec<(String, String)> {
+    // Listing a linker's definitions needs a store; a throwaway one is enough.
+    let mut store = Store::new(
+        engine,
+        HostState::new(Default::default(), Default::default()),
+    );
+    let defined: std::collections::BTreeSet<(String, String)> = linker
+        .iter(&mut store)
+        .map(|(module, name, _)| (module.to_string(), name.to_string()))
+        .collect();
+    module
+        .imports()
+        .map(|import| (import.module().to_string(), import.name().to_string()))
+        .filter(|import| !defined.contains(import))
+        .collect()
 }
 
 type Stream3 = TypedFunc<(u32, u32, u32), u32>;
