@@ -121,7 +121,7 @@ pub struct RawClaimToHeader {
     pub claim_name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForward {
     /// Header that carries the verified `sub`. Default [`default_subject_header`].
@@ -131,6 +131,15 @@ pub struct RawForward {
     /// Default [`default_rule_header`].
     #[serde(default = "default_rule_header")]
     pub rule_header: String,
+}
+
+impl Default for RawForward {
+    fn default() -> Self {
+        Self {
+            subject_header: default_subject_header(),
+            rule_header: default_rule_header(),
+        }
+    }
 }
 
 pub fn default_subject_header() -> String {
