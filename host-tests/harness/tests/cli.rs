@@ -36,9 +36,6 @@ fn scenario_folder(tag: &str, allowed_reason: &str) -> Folder {
         "providers": {
             "cli": { "issuer": ISSUER, "local_jwks": { "inline": { "keys": [public] } } }
         },
-        // Written out because the core currently defaults a missing `forward` to empty header
-        // names, which it then refuses.
-        "forward": {},
         "rules": [{ "name": "all", "match": { "path": { "prefix": "/" } }, "providers": ["cli"] }]
     });
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();

@@ -71,9 +71,6 @@ fn config(path_prefix: &str) -> String {
                 "local_jwks": { "inline": keys().jwks(&["harness"]).unwrap() }
             }
         },
-        // Written out because the core currently defaults a missing `forward` to empty
-        // header names, which it then refuses.
-        "forward": {},
         "rules": [{
             "name": "payments-api",
             "match": { "path": { "prefix": path_prefix } },
