@@ -110,7 +110,11 @@ impl Harness {
     /// swaps it in for the current one, as Envoy applies a plugin update. When the module
     /// rejects it (or traps), the error says why and the previous instance, if any, keeps
     /// serving. Callouts the module made while configuring are answered before this returns.
-    pub fn configure(&mut self, plugin_configuration: &[u8]) -> Result<(), HarnessError> {
+    pub fn configure(
+        &mut self,
+        plugin_configuration: impl AsRef<[u8]>,
+    ) -> Result<(), HarnessError> {
+        let plugin_configuration = plugin_configuration.as_ref();
         let env = match self.vm.as_mut() {
             Some(vm) => std::mem::take(&mut vm.store.data_mut().env),
             None => std::mem::take(&mut self.idle_env),
