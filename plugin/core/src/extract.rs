@@ -45,7 +45,8 @@ impl Source {
         };
         match found.as_slice() {
             [] => Ok(None),
-            [token] => Ok(Some(token.trim())),
+            // A comma is never part of a JWS; it is a proxy folding two header lines into one.
+            [token] if !token.contains(',') => Ok(Some(token.trim())),
             _ => Err(Reason::TokenAmbiguous {
                 location: self.describe(),
             }),
@@ -78,6 +79,12 @@ impl Source {
 }
 
 fn strip_prefix_ignore_case<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {
+    // Proxies drop trailing white space, so `Bearer ` arrives as `Bearer`: still a (empty)
+    // bearer credential, to be refused as malformed rather than ignored.
+    let bare = prefix.trim_end();
+    if !bare.is_empty() && value.trim_end().eq_ignore_ascii_case(bare) {
+        return Some("");
+    }
     let head = value.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| value.get(prefix.len()..))
@@ -129,6 +136,17 @@ mod tests {
             find(&bearer(), &two),
             Err(Reason::TokenAmbiguous { .. })
         ));
+        let folded = headers(&[("authorization", "Bearer a,Bearer b")]);
+        assert!(matches!(
+            find(&bearer(), &folded),
+            Err(Reason::TokenAmbiguous { .. })
+        ));
+    }
+
+    #[test]
+    fn a_scheme_without_a_token_is_an_empty_token() {
+        let bare = headers(&[("authorization", "Bearer")]);
+        assert_eq!(find(&bearer(), &bare).unwrap().as_deref(), Some(""));
     }
 
     #[test]

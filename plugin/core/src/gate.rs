@@ -37,31 +37,37 @@ impl Gate {
 
     /// Decides `request` at `now` (Unix seconds).
     pub fn decide(&self, request: &Request<'_>, now: u64) -> Decision {
-        match self.try_decide(request, now) {
-            Ok(decision) | Err(decision) => decision,
-        }
-    }
-
-    fn try_decide(&self, request: &Request<'_>, now: u64) -> Result<Decision, Decision> {
-        let found = self.find_tokens(request).map_err(Decision::deny)?;
-        if found.is_empty() {
-            return Err(Decision::deny(Reason::TokenMissing));
-        }
+        let found = match self.find_tokens(request) {
+            Ok(found) if found.is_empty() => return Decision::deny(Reason::TokenMissing),
+            Ok(found) => found,
+            Err(reason) => return Decision::deny(reason),
+        };
         let mut verified = Vec::with_capacity(found.len());
         for item in &found {
-            verified.push(self.verify(item, now).map_err(Decision::deny)?);
+            match self.verify(item, now) {
+                Ok(token) => verified.push(token),
+                Err(reason) => return Decision::deny(reason),
+            }
         }
+        self.apply_rules(request, &found, &verified)
+    }
+
+    fn apply_rules(
+        &self,
+        request: &Request<'_>,
+        found: &[Found<'_>],
+        verified: &[Verified],
+    ) -> Decision {
         let mut refusal: Option<Decision> = None;
         for rule in &self.plan.rules {
             let Some(params) = rule.route.matches(request) else {
                 continue;
             };
-            match rule.evaluate(&verified, request, &params) {
+            match rule.evaluate(verified, request, &params) {
                 Ok(index) => {
-                    let token = verified
-                        .get(index)
-                        .ok_or_else(|| Decision::deny(Reason::NoRuleMatched))?;
-                    return Ok(self.allow(&rule.name, token, &found, &verified, request));
+                    if let Some(token) = verified.get(index) {
+                        return self.allow(&rule.name, token, found, verified, request);
+                    }
                 }
                 Err(reason) => {
                     refusal.get_or_insert_with(|| {
@@ -76,7 +82,7 @@ impl Gate {
         if let Some(first) = verified.first() {
             self.describe(&mut decision, first);
         }
-        Err(decision)
+        decision
     }
 
     fn find_tokens<'r>(&self, request: &Request<'r>) -> Result<Vec<Found<'r>>, Reason> {
