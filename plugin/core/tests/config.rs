@@ -1,0 +1,184 @@
+//! Configuration errors are part of the interface: each names the JSON path and the offending
+//! value, in fixed wording that these tests pin.
+
+use serde_json::{json, Value};
+use taskgate::Gate;
+
+fn ec_key() -> Value {
+    json!({"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+           "x": "BGrQPIWhB55ft4_QrqmZyinsCxCN6Wlu7y1P9CAVIm8",
+           "y": "Ny8yAdyxXr1K-xD94FfAtl_ffKOrxSX4Rgfp1J5ykGs"})
+}
+
+fn config() -> Value {
+    json!({
+        "providers": {"mesh": {"issuer": "https://issuer.test", "local_jwks": {"inline": {"keys": [ec_key()]}}}},
+        "rules": [{"name": "r", "match": {"path": {"template": "/t/{ticket}"}}, "providers": ["mesh"]}]
+    })
+}
+
+fn errors(config: &Value) -> Vec<String> {
+    errors_of(&config.to_string())
+}
+
+fn errors_of(text: &str) -> Vec<String> {
+    match Gate::new(text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn accepts_the_minimal_configuration() {
+    assert_eq!(errors(&config()), Vec::<String>::new());
+}
+
+#[test]
+fn names_a_misspelt_field_and_where_it_stands() {
+    let mut c = config();
+    c["providers"]["mesh"]["audience"] = json!(["a"]);
+    let errors = errors(&c);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .starts_with("`providers.mesh.audience`: unknown field `audience`, expected one of"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn names_an_unsupported_algorithm() {
+    let mut c = config();
+    c["providers"]["mesh"]["algorithms"] = json!(["ES256", "HS256"]);
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.algorithms[1]`: algorithm `HS256` is not supported (one of RS256, PS256, ES256, EdDSA)"]
+    );
+}
+
+#[test]
+fn names_an_unknown_provider_in_a_rule() {
+    let mut c = config();
+    c["rules"][0]["providers"] = json!(["mesh", "ci"]);
+    assert_eq!(
+        errors(&c),
+        ["`rules[0].providers[1]`: unknown provider `ci`"]
+    );
+}
+
+#[test]
+fn refuses_an_rsa_key_under_2048_bits() {
+    let weak: Value = serde_json::from_str(include_str!("fixtures/rsa-1024.jwk.json")).unwrap();
+    let mut c = config();
+    c["providers"]["mesh"]["local_jwks"]["inline"]["keys"] = json!([ec_key(), weak]);
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.local_jwks.keys[1]`: RSA key is shorter than 2048 bits"]
+    );
+}
+
+#[test]
+fn refuses_a_jwks_with_no_usable_key_and_reports_skipped_ones_as_warnings() {
+    let mut c = config();
+    c["providers"]["mesh"]["local_jwks"]["inline"]["keys"] =
+        json!([{"kty": "oct", "k": "c2VjcmV0"}]);
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.local_jwks`: no usable key: every provider needs at least one"]
+    );
+    c["providers"]["mesh"]["local_jwks"]["inline"]["keys"] =
+        json!([{"kty": "oct", "k": "c2VjcmV0"}, ec_key()]);
+    let (_, warnings) = Gate::new(&c.to_string()).unwrap();
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["`providers.mesh.local_jwks.keys[0]`: key type `oct` is not supported"]
+    );
+}
+
+#[test]
+fn reads_a_jwks_given_as_text_like_jwt_authn() {
+    let mut c = config();
+    c["providers"]["mesh"]["local_jwks"] =
+        json!({"inline_string": json!({"keys": [ec_key()]}).to_string()});
+    assert_eq!(errors(&c), Vec::<String>::new());
+    c["providers"]["mesh"]["local_jwks"] = json!({"inline_string": "{\"keys\": ["});
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.local_jwks.inline_string`: JWKS text is not valid JSON"]
+    );
+}
+
+#[test]
+fn refuses_a_member_named_twice_and_says_where() {
+    let text = r#"{"providers": {}, "rules": [], "rules": []}"#;
+    assert_eq!(
+        errors_of(text),
+        ["`rules`: configuration has a member name twice"]
+    );
+}
+
+#[test]
+fn refuses_text_that_is_not_json_with_its_position() {
+    let errors = errors_of("{\"providers\": ");
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("configuration is not valid JSON: EOF while parsing"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn refuses_a_binding_to_a_parameter_the_template_lacks() {
+    let mut c = config();
+    c["rules"][0]["bindings"] = json!([{"claim": ["task_id"], "path_param": "task"}]);
+    assert_eq!(
+        errors(&c),
+        ["`rules[0].bindings[0].path_param`: `task` is not a parameter of the rule's path template"]
+    );
+}
+
+#[test]
+fn refuses_a_spiffe_pattern_that_is_not_a_spiffe_id() {
+    let mut c = config();
+    c["rules"][0]["subjects"] = json!([{"spiffe_id": "spiffe://Prod.acme/ns/*"}]);
+    assert_eq!(
+        errors(&c),
+        ["`rules[0].subjects[0]`: `spiffe://Prod.acme/ns/*`: not a well-formed SPIFFE ID pattern"]
+    );
+}
+
+#[test]
+fn refuses_a_condition_with_two_operators_and_a_non_scalar_value() {
+    let mut c = config();
+    c["rules"][0]["claims"] = json!([
+        {"claim": ["env"], "equals": "prod", "one_of": ["prod"]},
+        {"claim": ["env"], "equals": {"a": 1}}
+    ]);
+    assert_eq!(
+        errors(&c),
+        [
+            "`rules[0].claims[0]`: exactly one of `equals`, `one_of` and `contains` is required",
+            "`rules[0].claims[1]`: `{\"a\":1}` is not a string, number or boolean"
+        ]
+    );
+}
+
+#[test]
+fn refuses_two_providers_with_one_issuer_at_one_place() {
+    let mut c = config();
+    c["providers"]["copy"] = c["providers"]["mesh"].clone();
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.issuer`: issuer `https://issuer.test` is also the issuer of provider `copy` at header authorization"]
+    );
+}
+
+#[test]
+fn reports_every_error_not_only_the_first() {
+    let mut c = config();
+    c["providers"]["mesh"]["algorithms"] = json!(["none"]);
+    c["rules"][0]["match"]["methods"] = json!(["get"]);
+    c["rules"][0]["scopes"] = json!(["a b"]);
+    assert_eq!(errors(&c).len(), 4, "{:?}", errors(&c));
+}
