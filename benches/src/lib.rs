@@ -1,0 +1,148 @@
+//! Fixtures shared by the benchmarks: the test keys, configurations and tokens they measure.
+//!
+//! Every benchmark decides requests a real deployment would see: tokens signed by the keys of
+//! `examples/hostile-tokens/keys`, minted by the same code the golden scenarios use, checked
+//! against configurations written in the product's own vocabulary. Nothing here is timed; it
+//! only builds inputs, and each builder reports a failure instead of stopping, so that a bench
+//! decides whether a missing input ends the run.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use taskgate::{Gate, Request};
+use taskgate_scenario::{KeyRing, MintSpec};
+
+/// The clock every benchmark decides at (Unix seconds): the hostile-tokens suite's `now`.
+pub const NOW: u64 = 1_796_342_400;
+
+/// Issuer and audience of the benchmark provider.
+pub const ISSUER: &str = "https://issuer.bench.test";
+pub const AUDIENCE: &str = "bench-api";
+
+/// Host and path of the request the one-rule configurations allow.
+pub const HOST: &str = "api.bench.test";
+pub const PATH: &str = "/api/report";
+
+/// Signature algorithms and the test key (in `examples/hostile-tokens/keys`) that signs each.
+pub const ALGORITHMS: [(&str, &str); 4] = [
+    ("RS256", "rsa"),
+    ("PS256", "pss"),
+    ("ES256", "ec"),
+    ("EdDSA", "ed"),
+];
+
+/// The workspace's `examples/` folder.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// The private test keys of the hostile-tokens example.
+pub fn key_ring() -> Result<KeyRing, String> {
+    KeyRing::load(&examples_dir().join("hostile-tokens/keys")).map_err(|e| e.to_string())
+}
+
+/// A provider that trusts only `key`, as configuration JSON.
+fn provider(ring: &KeyRing, key: &str) -> Result<Value, String> {
+    Ok(json!({
+        "issuer": ISSUER,
+        "audiences": [AUDIENCE],
+        "max_lifetime_seconds": 3600,
+        "local_jwks": { "inline": ring.jwks(&[key])? },
+    }))
+}
+
+/// One provider trusting `key` and one rule allowing any of its tokens on `/api/`.
+pub fn one_rule_config(ring: &KeyRing, key: &str) -> Result<String, String> {
+    let config = json!({
+        "providers": { "main": provider(ring, key)? },
+        "rules": [{
+            "name": "reports",
+            "match": { "methods": ["GET"], "path": { "prefix": "/api/" } },
+            "providers": ["main"],
+        }],
+    });
+    Ok(config.to_string())
+}
+
+/// `count` rules over distinct path templates (`/svc{i}/items/{item}`), all trusting `key`.
+/// [`last_rule_path`] is covered by the last of them only, so a decision scans them all.
+pub fn many_rules_config(ring: &KeyRing, key: &str, count: usize) -> Result<String, String> {
+    let rules: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "name": format!("svc{i}-items"),
+                "match": {
+                    "methods": ["GET"],
+                    "path": { "template": format!("/svc{i}/items/{{item}}") },
+                },
+                "providers": ["main"],
+            })
+        })
+        .collect();
+    let config = json!({ "providers": { "main": provider(ring, key)? }, "rules": rules });
+    Ok(config.to_string())
+}
+
+/// A path that only the last of `count` rules of [`many_rules_config`] covers.
+pub fn last_rule_path(count: usize) -> String {
+    format!("/svc{}/items/item-42", count.saturating_sub(1))
+}
+
+/// A token from `key` that the benchmark provider accepts at [`NOW`]; `serial` goes into `jti`
+/// so that tokens minted with different serials differ.
+pub fn mint(ring: &KeyRing, key: &str, serial: u64) -> Result<String, String> {
+    let spec: MintSpec = serde_json::from_value(json!({
+        "key": key,
+        "claims": {
+            "iss": ISSUER,
+            "sub": "spiffe://bench.test/ns/reports/sa/reporter",
+            "aud": AUDIENCE,
+            "jti": format!("bench-{serial}"),
+        },
+    }))
+    .map_err(|e| e.to_string())?;
+    spec.mint(ring, NOW).map_err(|e| e.to_string())
+}
+
+/// The `Authorization` header carrying `token`, as the gate reads it.
+pub fn bearer(token: &str) -> Vec<(String, String)> {
+    vec![("authorization".to_owned(), format!("Bearer {token}"))]
+}
+
+/// Compiles `config`, refusing one with errors.
+pub fn gate(config: &str) -> Result<Gate, String> {
+    Gate::new(config)
+        .map(|(gate, _warnings)| gate)
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
+
+/// Decides `GET host path` with `headers` at [`NOW`], and says why when it is not allowed: a
+/// benchmark of an allowed request that is in fact denied would measure the wrong path.
+pub fn expect_allowed(
+    gate: &Gate,
+    host: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
+    let request = Request {
+        method: "GET",
+        authority: host,
+        path,
+        headers,
+    };
+    let decision = gate.decide(&request, NOW);
+    if decision.is_allow() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`GET {host}{path}` was denied: {}",
+            decision.code()
+        ))
+    }
+}
