@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use taskgate_scenario::{CaseResult, Report};
 
-const CASE_WIDTH: usize = 44;
-const REQUEST_WIDTH: usize = 40;
-const DECISION_WIDTH: usize = 28;
+const CASE_WIDTH: usize = 50;
+const REQUEST_WIDTH: usize = 46;
+const DECISION_WIDTH: usize = 26;
 
 /// One row per case, grouped by suite, with the expected and the observed
 /// decision side by side and what differed below a mismatch.
