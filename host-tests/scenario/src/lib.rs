@@ -8,6 +8,7 @@
 //! expectations hold on all of them.
 
 pub mod mint;
+pub mod pki;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use mint::{KeyRing, MintSpec, SignatureSpec, TestKey};
+pub use pki::{PeerCert, PeerSpec, Pki};
 
 /// Why a scenario file could not be used.
 #[derive(Debug)]
@@ -54,6 +56,8 @@ pub struct Suite {
     pub now: u64,
     /// The private test keys tokens are minted with.
     pub keys: KeyRing,
+    /// Certificates made for the suite's `peers`, when it declares any.
+    pub pki: Option<Pki>,
     pub cases: Vec<Case>,
 }
 
@@ -67,6 +71,9 @@ struct SuiteFile {
     #[serde(default = "default_keys_dir")]
     keys: String,
     now: u64,
+    /// mTLS clients, by name, that cases can connect as.
+    #[serde(default)]
+    peers: BTreeMap<String, PeerSpec>,
     cases: Vec<Case>,
 }
 
@@ -100,6 +107,9 @@ pub struct RequestSpec {
     /// (`connection.uri_san_peer_certificate`, ...).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Connect over mTLS as this peer of the suite's `peers`.
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 fn default_method() -> String {
@@ -164,7 +174,10 @@ pub struct PreparedRequest {
     pub host: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// Properties a proxy would report, including the peer's certificate when there is one.
     pub properties: BTreeMap<String, String>,
+    /// The peer (of the suite's `pki`) to connect as, for hosts with a real mTLS listener.
+    pub peer: Option<String>,
 }
 
 /// What a host saw happen to a request.
@@ -330,6 +343,10 @@ pub fn load_suite(path: &Path) -> Result<Suite, ScenarioError> {
     let config =
         std::fs::read_to_string(&config_path).map_err(|e| ScenarioError::at(&config_path, e))?;
     let keys = KeyRing::load(&dir.join(&file.keys))?;
+    let pki = match file.peers.is_empty() {
+        true => None,
+        false => Some(Pki::generate(&file.peers).map_err(|e| ScenarioError::at(path, e))?),
+    };
     let name = dir.file_name().map_or_else(
         || "scenarios".to_owned(),
         |n| n.to_string_lossy().into_owned(),
@@ -340,6 +357,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, ScenarioError> {
         config,
         now: file.now,
         keys,
+        pki,
         cases: file.cases,
         dir,
     })
@@ -348,20 +366,46 @@ pub fn load_suite(path: &Path) -> Result<Suite, ScenarioError> {
 impl Case {
     /// Mints the case's tokens for `now` and lays out the request as it goes on the wire.
     pub fn prepare(&self, keys: &KeyRing, now: u64) -> Result<PreparedRequest, ScenarioError> {
+        self.prepare_with(keys, None, now)
+    }
+
+    /// Like [`Case::prepare`], with the suite's certificates for cases that name a peer.
+    pub fn prepare_with(
+        &self,
+        keys: &KeyRing,
+        pki: Option<&Pki>,
+        now: u64,
+    ) -> Result<PreparedRequest, ScenarioError> {
+        let in_case = |e: String| ScenarioError::new(format!("case `{}`: {e}", self.name));
         let mut headers = Vec::new();
         for token in &self.tokens {
             let text = token
-                .text(keys, now)
-                .map_err(|e| ScenarioError::new(format!("case `{}`: {e}", self.name)))?;
+                .text(keys, pki, now)
+                .map_err(|e| in_case(e.to_string()))?;
             headers.push((token.header.clone(), format!("{}{text}", token.prefix)));
         }
         headers.extend(self.request.headers.iter().cloned());
+        let mut properties = self.request.properties.clone();
+        if let Some(name) = &self.request.peer {
+            let pki = pki.ok_or_else(|| in_case("the suite declares no `peers`".to_owned()))?;
+            let peer = pki.peer(name).map_err(in_case)?;
+            properties.insert("connection.mtls".into(), "true".into());
+            properties.insert(
+                "connection.uri_san_peer_certificate".into(),
+                peer.uri_san.clone(),
+            );
+            properties.insert(
+                "connection.sha256_peer_certificate_digest".into(),
+                peer.sha256_hex.clone(),
+            );
+        }
         Ok(PreparedRequest {
             method: self.request.method.clone(),
             host: self.request.host.clone(),
             path: self.request.path.clone(),
             headers,
-            properties: self.request.properties.clone(),
+            properties,
+            peer: self.request.peer.clone(),
         })
     }
 
@@ -396,9 +440,9 @@ impl Case {
 }
 
 impl TokenSpec {
-    fn text(&self, keys: &KeyRing, now: u64) -> Result<String, ScenarioError> {
+    fn text(&self, keys: &KeyRing, pki: Option<&Pki>, now: u64) -> Result<String, ScenarioError> {
         match (&self.mint, &self.raw, &self.repeat) {
-            (Some(spec), None, None) => spec.mint(keys, now),
+            (Some(spec), None, None) => spec.mint_with(keys, pki, now),
             (None, Some(raw), None) => Ok(raw.clone()),
             (None, None, Some(repeat)) => Ok(repeat.text.repeat(repeat.count)),
             _ => Err(ScenarioError::new(
@@ -422,7 +466,7 @@ pub fn run(host: &mut dyn Host, suites: &[Suite], clock: Clock) -> Report {
         let loaded = host.load(suite);
         for case in &suite.cases {
             let now = clock.now(suite);
-            let prepared = case.prepare(&suite.keys, now);
+            let prepared = case.prepare_with(&suite.keys, suite.pki.as_ref(), now);
             let request = prepared
                 .as_ref()
                 .map_or_else(|_| case.request.path.clone(), PreparedRequest::summary);

@@ -18,7 +18,7 @@ use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::ScenarioError;
+use crate::{Pki, ScenarioError};
 
 /// The private half of a test key, by algorithm.
 enum Signer {
@@ -264,18 +264,38 @@ pub struct MintSpec {
     pub signature: SignatureSpec,
     #[serde(default)]
     pub framing: Framing,
+    /// Binds the token to this peer's certificate: adds `cnf.x5t#S256` (RFC 8705).
+    #[serde(default)]
+    pub cnf_peer: Option<String>,
 }
 
 impl MintSpec {
     /// Builds the token text for the clock `now`.
     pub fn mint(&self, keys: &KeyRing, now: u64) -> Result<String, ScenarioError> {
-        self.build(keys, now).map_err(ScenarioError::new)
+        self.mint_with(keys, None, now)
     }
 
-    fn build(&self, keys: &KeyRing, now: u64) -> Result<String, String> {
+    /// Like [`MintSpec::mint`], with the certificates a `cnf_peer` refers to.
+    pub fn mint_with(
+        &self,
+        keys: &KeyRing,
+        pki: Option<&Pki>,
+        now: u64,
+    ) -> Result<String, ScenarioError> {
+        self.build(keys, pki, now).map_err(ScenarioError::new)
+    }
+
+    fn build(&self, keys: &KeyRing, pki: Option<&Pki>, now: u64) -> Result<String, String> {
         let key = keys.get(&self.key)?;
         let header = self.header_json(key)?;
-        let payload = self.payload_bytes(now)?;
+        let thumbprint = match &self.cnf_peer {
+            None => None,
+            Some(name) => {
+                let pki = pki.ok_or("`cnf_peer` needs the suite to declare `peers`")?;
+                Some(pki.peer(name)?.thumbprint.clone())
+            }
+        };
+        let payload = self.payload_bytes(now, thumbprint)?;
         let signing_input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.as_bytes()),
@@ -332,13 +352,13 @@ impl MintSpec {
         serde_json::to_string(&header).map_err(|e| e.to_string())
     }
 
-    fn payload_bytes(&self, now: u64) -> Result<Vec<u8>, String> {
+    fn payload_bytes(&self, now: u64, thumbprint: Option<String>) -> Result<Vec<u8>, String> {
         if matches!(self.framing, Framing::NonUtf8Payload) {
             return Ok(b"{\"sub\":\"\xff\xfe\xfd\"}".to_vec());
         }
         let mut text = match &self.payload_text {
             Some(text) => substitute_now(text, now)?,
-            None => self.claims_json(now)?,
+            None => self.claims_json(now, thumbprint)?,
         };
         if let Some(depth) = self.nest_depth {
             if text.ends_with('}') {
@@ -354,8 +374,11 @@ impl MintSpec {
         Ok(text.into_bytes())
     }
 
-    fn claims_json(&self, now: u64) -> Result<String, String> {
+    fn claims_json(&self, now: u64, thumbprint: Option<String>) -> Result<String, String> {
         let mut claims = Map::new();
+        if let Some(thumbprint) = thumbprint {
+            claims.insert("cnf".into(), serde_json::json!({ "x5t#S256": thumbprint }));
+        }
         let times = self.times.clone().unwrap_or(Times {
             iat: Some(-5),
             nbf: None,

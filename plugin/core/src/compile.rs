@@ -10,15 +10,16 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::{
-    RawBinding, RawClaimCondition, RawConfig, RawPath, RawProvider, RawRule, RawSubject,
+    RawBinding, RawClaimCondition, RawConfig, RawDelegation, RawPath, RawPeerBinding, RawProvider,
+    RawRule, RawSubject, RawTimeWindow, RawTransaction,
 };
 use crate::extract::{Location, Source};
 use crate::json;
 use crate::jwks::{self, Alg};
 use crate::provider::{normalize_type, Provider};
 use crate::rule::{
-    Binding, BindingSource, ClaimCondition, ClaimTest, PathMatcher, Route, Rule, Segment,
-    SubjectMatcher,
+    Binding, BindingSource, ClaimCondition, ClaimTest, Delegation, PathMatcher, PeerBinding, Route,
+    Rule, Segment, SubjectMatcher, TimeWindow, Transaction,
 };
 use crate::subject::{is_spiffe_id, Pattern};
 
@@ -57,6 +58,9 @@ pub struct Plan {
     pub max_token_bytes: usize,
     /// Every header the gate sets upstream; a client's copies are always removed.
     pub identity_headers: Vec<String>,
+    pub environment: Option<String>,
+    /// Some rule reads the mTLS peer, so the host must report it.
+    pub needs_peer: bool,
 }
 
 /// A compiled plan and what was left out of it.
@@ -150,8 +154,15 @@ impl Compiler {
                     format!("rule name `{}` is used twice", rule.name),
                 );
             }
+            if rule.environment_claim.is_some() && raw.environment.is_none() {
+                self.error(
+                    format!("{path}.environment_claim"),
+                    "the rule names an environment claim but the top-level `environment` is not set",
+                );
+            }
             rules.push(self.rule(&path, rule, &names));
         }
+        let needs_peer = rules.iter().any(|r| r.peer_binding.is_some());
         if raw.rules.is_empty() {
             self.error(
                 "rules",
@@ -170,6 +181,8 @@ impl Compiler {
                 rule_header,
                 max_token_bytes: raw.max_token_bytes,
                 identity_headers,
+                environment: raw.environment,
+                needs_peer,
             },
             warnings: self.warnings,
         })
@@ -229,6 +242,7 @@ impl Compiler {
                 .collect(),
             forward: raw.forward,
             claim_to_headers,
+            required_claims: raw.required_claims.clone(),
         }
     }
 
@@ -353,19 +367,21 @@ impl Compiler {
         lower
     }
 
+    fn provider_index(&mut self, at: &str, name: &str, providers: &[&String]) -> Option<usize> {
+        let index = providers.iter().position(|p| *p == name);
+        if index.is_none() {
+            self.error(at, format!("unknown provider `{name}`"));
+        }
+        index
+    }
+
     fn rule(&mut self, at: &str, raw: &RawRule, providers: &[&String]) -> Rule {
         if raw.name.is_empty() {
             self.error(format!("{at}.name"), "rule name cannot be empty");
         }
         let mut accepted = Vec::new();
         for (i, name) in raw.providers.iter().enumerate() {
-            match providers.iter().position(|p| *p == name) {
-                Some(index) => accepted.push(index),
-                None => self.error(
-                    format!("{at}.providers[{i}]"),
-                    format!("unknown provider `{name}`"),
-                ),
-            }
+            accepted.extend(self.provider_index(&format!("{at}.providers[{i}]"), name, providers));
         }
         if raw.providers.is_empty() {
             self.error(
@@ -396,20 +412,24 @@ impl Compiler {
             .enumerate()
             .filter_map(|(i, c)| self.condition(&format!("{at}.claims[{i}]"), c))
             .collect();
-        for (i, scope) in raw.scopes.iter().enumerate() {
-            if scope.is_empty() || scope.contains(' ') {
-                self.error(
-                    format!("{at}.scopes[{i}]"),
-                    format!("`{scope}` is not a single scope"),
-                );
-            }
-        }
-        let bindings = raw
-            .bindings
+        self.scopes(&format!("{at}.scopes"), &raw.scopes);
+        let bindings = self.bindings(&format!("{at}.bindings"), &raw.bindings, &params);
+        let transaction = raw.transaction_token.as_ref().and_then(|t| {
+            self.transaction(&format!("{at}.transaction_token"), t, &params, providers)
+        });
+        let delegation = raw
+            .delegation
+            .as_ref()
+            .map(|d| self.delegation(&format!("{at}.delegation"), d));
+        let windows = raw
+            .time_windows
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| self.binding(&format!("{at}.bindings[{i}]"), b, &params))
+            .filter_map(|(i, w)| self.window(&format!("{at}.time_windows[{i}]"), w))
             .collect();
+        if let Some(claim) = &raw.environment_claim {
+            self.claim_path(&format!("{at}.environment_claim"), claim);
+        }
         Rule {
             name: raw.name.clone(),
             route,
@@ -418,7 +438,107 @@ impl Compiler {
             claims,
             scopes: raw.scopes.clone(),
             bindings,
+            transaction,
+            delegation,
+            peer_binding: raw.peer_binding.as_ref().map(|p| match p {
+                RawPeerBinding::SpiffeId => PeerBinding::SpiffeId,
+                RawPeerBinding::Certificate => PeerBinding::Certificate,
+            }),
+            environment_claim: raw.environment_claim.clone(),
+            windows,
+            max_token_age_seconds: raw.max_token_age_seconds,
         }
+    }
+
+    fn scopes(&mut self, at: &str, scopes: &[String]) {
+        for (i, scope) in scopes.iter().enumerate() {
+            if scope.is_empty() || scope.contains(' ') {
+                self.error(
+                    format!("{at}[{i}]"),
+                    format!("`{scope}` is not a single scope"),
+                );
+            }
+        }
+    }
+
+    fn bindings(&mut self, at: &str, raw: &[RawBinding], params: &[&str]) -> Vec<Binding> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, b)| self.binding(&format!("{at}[{i}]"), b, params))
+            .collect()
+    }
+
+    fn claim_path(&mut self, at: &str, claim: &[String]) {
+        if claim.is_empty() || claim.iter().any(String::is_empty) {
+            self.error(at, "a claim path needs at least one non-empty name");
+        }
+    }
+
+    fn transaction(
+        &mut self,
+        at: &str,
+        raw: &RawTransaction,
+        params: &[&str],
+        providers: &[&String],
+    ) -> Option<Transaction> {
+        let provider = self.provider_index(&format!("{at}.provider"), &raw.provider, providers);
+        self.scopes(&format!("{at}.scopes"), &raw.scopes);
+        let bindings = self.bindings(&format!("{at}.bindings"), &raw.bindings, params);
+        Some(Transaction {
+            provider: provider?,
+            same_subject: raw.same_subject,
+            scopes: raw.scopes.clone(),
+            bindings,
+        })
+    }
+
+    fn delegation(&mut self, at: &str, raw: &RawDelegation) -> Delegation {
+        if raw.max_depth == 0 {
+            self.error(
+                format!("{at}.max_depth"),
+                "`0` allows no actor; omit `delegation` or set `required: false`",
+            );
+        }
+        let actors = raw
+            .actors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.subject(&format!("{at}.actors[{i}]"), s))
+            .collect();
+        Delegation {
+            required: raw.required,
+            max_depth: raw.max_depth,
+            actors,
+        }
+    }
+
+    fn window(&mut self, at: &str, raw: &RawTimeWindow) -> Option<TimeWindow> {
+        const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let mut days = Vec::new();
+        for (i, day) in raw.days.iter().enumerate() {
+            match DAYS.iter().position(|d| d == day) {
+                Some(index) => days.extend(u8::try_from(index).ok()),
+                None => self.error(
+                    format!("{at}.days[{i}]"),
+                    format!("`{day}` is not one of mon, tue, wed, thu, fri, sat, sun"),
+                ),
+            }
+        }
+        if raw.start_hour >= raw.end_hour || raw.end_hour > 24 {
+            self.error(
+                at,
+                format!(
+                    "hours `{}` to `{}` are not a window within 0..=24",
+                    raw.start_hour, raw.end_hour
+                ),
+            );
+            return None;
+        }
+        Some(TimeWindow {
+            days,
+            start_hour: raw.start_hour,
+            end_hour: raw.end_hour,
+        })
     }
 
     fn route(&mut self, at: &str, raw: &RawRule) -> Route {
@@ -479,12 +599,7 @@ impl Compiler {
     }
 
     fn condition(&mut self, at: &str, raw: &RawClaimCondition) -> Option<ClaimCondition> {
-        if raw.claim.is_empty() || raw.claim.iter().any(String::is_empty) {
-            self.error(
-                format!("{at}.claim"),
-                "a claim path needs at least one non-empty name",
-            );
-        }
+        self.claim_path(&format!("{at}.claim"), &raw.claim);
         let test = match (&raw.equals, &raw.one_of, &raw.contains) {
             (Some(v), None, None) => ClaimTest::Equals(v.clone()),
             (None, Some(vs), None) => ClaimTest::OneOf(vs.clone()),
@@ -513,12 +628,7 @@ impl Compiler {
     }
 
     fn binding(&mut self, at: &str, raw: &RawBinding, params: &[&str]) -> Option<Binding> {
-        if raw.claim.is_empty() || raw.claim.iter().any(String::is_empty) {
-            self.error(
-                format!("{at}.claim"),
-                "a claim path needs at least one non-empty name",
-            );
-        }
+        self.claim_path(&format!("{at}.claim"), &raw.claim);
         let source = match (&raw.path_param, &raw.header) {
             (Some(param), None) => {
                 if !params.contains(&param.as_str()) {

@@ -28,6 +28,10 @@ pub struct RawConfig {
     /// Longest token accepted, in bytes. Default [`default_max_token_bytes`].
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
+    /// The environment this proxy serves (`production`, `staging`, ...), for rules that require
+    /// a token minted for it. Default: none.
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 /// 8 KiB: several times the size of real workload tokens, small enough to bound the work.
@@ -74,6 +78,10 @@ pub struct RawProvider {
     /// Claims copied into request headers when this provider's token allows the request.
     #[serde(default)]
     pub claim_to_headers: Vec<RawClaimToHeader>,
+    /// Top-level claims every token of this provider must carry (for example `txn`, `req_wl`
+    /// for transaction tokens). Default: none beyond the time claims above.
+    #[serde(default)]
+    pub required_claims: Vec<String>,
 }
 
 /// `RS256`, `PS256`, `ES256`, `EdDSA`.
@@ -172,6 +180,81 @@ pub struct RawRule {
     /// Claims that must equal a value of the request, such as a task id in the path.
     #[serde(default)]
     pub bindings: Vec<RawBinding>,
+    /// A transaction token that must come with the request, and what it must show.
+    #[serde(default)]
+    pub transaction_token: Option<RawTransaction>,
+    /// What the token's delegation chain (`act`, RFC 8693) must look like.
+    #[serde(default)]
+    pub delegation: Option<RawDelegation>,
+    /// Binds the token to the mTLS connection it arrives on.
+    #[serde(default)]
+    pub peer_binding: Option<RawPeerBinding>,
+    /// The claim at this path must equal the top-level `environment`.
+    #[serde(default)]
+    pub environment_claim: Option<Vec<String>>,
+    /// UTC windows the rule is open in; empty: always.
+    #[serde(default)]
+    pub time_windows: Vec<RawTimeWindow>,
+    /// Longest time since the token's `iat` this rule accepts, in seconds. Default: none.
+    #[serde(default)]
+    pub max_token_age_seconds: Option<u64>,
+}
+
+/// A transaction token requirement (IETF OAuth Transaction Tokens).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransaction {
+    /// The provider whose tokens are transaction tokens.
+    pub provider: String,
+    /// The transaction token's `sub` must equal the workload token's `sub`. Default `true`.
+    #[serde(default = "default_true")]
+    pub same_subject: bool,
+    /// Scopes the transaction token's `scope` must hold.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Claims of the transaction token (`txn`, `tctx`/`rctx` fields) bound to the request.
+    #[serde(default)]
+    pub bindings: Vec<RawBinding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelegation {
+    /// The token must carry `act`. Default `true`.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// Deepest chain of nested `act` accepted. Default [`default_max_delegation_depth`].
+    #[serde(default = "default_max_delegation_depth")]
+    pub max_depth: usize,
+    /// The current actor (the outermost `act.sub`) must match one of these. Empty: any.
+    #[serde(default)]
+    pub actors: Vec<RawSubject>,
+}
+
+/// 1: one actor acting for the subject, no further hops.
+pub fn default_max_delegation_depth() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawPeerBinding {
+    /// The token's `sub` equals the peer certificate's URI SAN (its SPIFFE ID).
+    SpiffeId,
+    /// The token's `cnf.x5t#S256` equals the peer certificate's SHA-256 (RFC 8705).
+    Certificate,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeWindow {
+    /// `mon` .. `sun`; empty: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// First hour (UTC, 0-23) the window is open.
+    pub start_hour: u8,
+    /// Hour (UTC, 1-24) the window closes.
+    pub end_hour: u8,
 }
 
 #[derive(Debug, Deserialize)]

@@ -85,11 +85,50 @@ pub enum Reason {
         claim: String,
         source: String,
     },
+    TxnTokenMissing {
+        rule: String,
+    },
+    TxnSubjectMismatch {
+        rule: String,
+    },
+    TxnScopeInsufficient {
+        rule: String,
+    },
+    TxnBindingMismatch {
+        rule: String,
+        claim: String,
+        source: String,
+    },
+    ActorMissing {
+        rule: String,
+    },
+    ActorNotAllowed {
+        rule: String,
+    },
+    DelegationTooDeep {
+        rule: String,
+    },
+    MayActViolated {
+        rule: String,
+    },
+    PeerBindingMismatch {
+        rule: String,
+    },
+    EnvironmentMismatch {
+        rule: String,
+        claim: String,
+    },
+    OutsideTimeWindow {
+        rule: String,
+    },
+    TokenTooOld {
+        rule: String,
+    },
 }
 
 impl Reason {
     /// Every reason code, for defining one counter each up front.
-    pub const CODES: [&'static str; 24] = [
+    pub const CODES: [&'static str; 36] = [
         "token_missing",
         "token_ambiguous",
         "token_malformed",
@@ -114,6 +153,18 @@ impl Reason {
         "claim_mismatch",
         "insufficient_scope",
         "binding_mismatch",
+        "txn_token_missing",
+        "txn_subject_mismatch",
+        "txn_scope_insufficient",
+        "txn_binding_mismatch",
+        "actor_missing",
+        "actor_not_allowed",
+        "delegation_too_deep",
+        "may_act_violated",
+        "peer_binding_mismatch",
+        "environment_mismatch",
+        "outside_time_window",
+        "token_too_old",
     ];
 
     /// The stable code.
@@ -143,10 +194,24 @@ impl Reason {
             Self::ClaimMismatch { .. } => "claim_mismatch",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::BindingMismatch { .. } => "binding_mismatch",
+            Self::TxnTokenMissing { .. } => "txn_token_missing",
+            Self::TxnSubjectMismatch { .. } => "txn_subject_mismatch",
+            Self::TxnScopeInsufficient { .. } => "txn_scope_insufficient",
+            Self::TxnBindingMismatch { .. } => "txn_binding_mismatch",
+            Self::ActorMissing { .. } => "actor_missing",
+            Self::ActorNotAllowed { .. } => "actor_not_allowed",
+            Self::DelegationTooDeep { .. } => "delegation_too_deep",
+            Self::MayActViolated { .. } => "may_act_violated",
+            Self::PeerBindingMismatch { .. } => "peer_binding_mismatch",
+            Self::EnvironmentMismatch { .. } => "environment_mismatch",
+            Self::OutsideTimeWindow { .. } => "outside_time_window",
+            Self::TokenTooOld { .. } => "token_too_old",
         }
     }
 
-    /// 401 when the request did not authenticate, 403 when it did and is still not allowed.
+    /// 401 when the request did not authenticate: no usable token, or a token that is not good
+    /// for this connection or no longer fresh enough (a new token would fix it). 403 when it did
+    /// authenticate and is still not allowed.
     pub fn status(&self) -> u16 {
         match self {
             Self::NoRuleMatched
@@ -155,7 +220,16 @@ impl Reason {
             | Self::SpiffeIdInvalid { .. }
             | Self::ClaimMismatch { .. }
             | Self::InsufficientScope { .. }
-            | Self::BindingMismatch { .. } => 403,
+            | Self::BindingMismatch { .. }
+            | Self::TxnSubjectMismatch { .. }
+            | Self::TxnScopeInsufficient { .. }
+            | Self::TxnBindingMismatch { .. }
+            | Self::ActorMissing { .. }
+            | Self::ActorNotAllowed { .. }
+            | Self::DelegationTooDeep { .. }
+            | Self::MayActViolated { .. }
+            | Self::EnvironmentMismatch { .. }
+            | Self::OutsideTimeWindow { .. } => 403,
             _ => 401,
         }
     }
@@ -164,7 +238,7 @@ impl Reason {
     /// and failed, `insufficient_scope` with the scopes when they were what was missing.
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
-            Self::TokenMissing => Some("Bearer".to_owned()),
+            Self::TokenMissing | Self::TxnTokenMissing { .. } => Some("Bearer".to_owned()),
             Self::InsufficientScope { scopes, .. } => Some(format!(
                 "Bearer error=\"insufficient_scope\", scope=\"{}\"",
                 scopes.join(" ")
@@ -270,6 +344,53 @@ impl fmt::Display for Reason {
                 f,
                 "token claim `{claim}` does not equal {source}, as rule `{rule}` requires"
             ),
+            Self::TxnTokenMissing { rule } => {
+                write!(f, "rule `{rule}` requires a transaction token and none was presented")
+            }
+            Self::TxnSubjectMismatch { rule } => write!(
+                f,
+                "transaction token `sub` differs from the workload token's, which rule `{rule}` forbids"
+            ),
+            Self::TxnScopeInsufficient { rule } => write!(
+                f,
+                "transaction token `scope` lacks an operation that rule `{rule}` requires"
+            ),
+            Self::TxnBindingMismatch {
+                rule,
+                claim,
+                source,
+            } => write!(
+                f,
+                "transaction token claim `{claim}` does not equal {source}, as rule `{rule}` requires"
+            ),
+            Self::ActorMissing { rule } => {
+                write!(f, "rule `{rule}` requires a delegated token and it has no `act`")
+            }
+            Self::ActorNotAllowed { rule } => {
+                write!(f, "the current actor `act.sub` is not allowed by rule `{rule}`")
+            }
+            Self::DelegationTooDeep { rule } => write!(
+                f,
+                "the delegation chain `act` is deeper than rule `{rule}` allows"
+            ),
+            Self::MayActViolated { rule } => write!(
+                f,
+                "the current actor is not the one the token's `may_act` names (rule `{rule}`)"
+            ),
+            Self::PeerBindingMismatch { rule } => write!(
+                f,
+                "the token is not bound to this connection's peer certificate, as rule `{rule}` requires"
+            ),
+            Self::EnvironmentMismatch { rule, claim } => write!(
+                f,
+                "token claim `{claim}` does not name this proxy's environment, as rule `{rule}` requires"
+            ),
+            Self::OutsideTimeWindow { rule } => {
+                write!(f, "rule `{rule}` is closed at this time")
+            }
+            Self::TokenTooOld { rule } => {
+                write!(f, "token `iat` is older than rule `{rule}` accepts")
+            }
         }
     }
 }
@@ -297,6 +418,8 @@ pub struct Decision {
     pub provider: Option<String>,
     /// The verified `sub` of that token.
     pub subject: Option<String>,
+    /// Its delegation chain: the current actor first, then earlier ones (`act.act.sub`, ...).
+    pub actors: Vec<String>,
 }
 
 impl Decision {
@@ -306,6 +429,7 @@ impl Decision {
             rule: None,
             provider: None,
             subject: None,
+            actors: Vec::new(),
         }
     }
 
@@ -324,13 +448,19 @@ impl Decision {
     /// One line for a decision log: codes, names and the verified subject; never a token.
     pub fn log_line(&self) -> String {
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        let chain = if self.actors.is_empty() {
+            "-".to_owned()
+        } else {
+            self.actors.join("<")
+        };
         format!(
-            "decision={} reason={} rule={} provider={} subject={}",
+            "decision={} reason={} rule={} provider={} subject={} actors={}",
             if self.is_allow() { "allow" } else { "deny" },
             self.code(),
             dash(&self.rule),
             dash(&self.provider),
             dash(&self.subject),
+            chain,
         )
     }
 }

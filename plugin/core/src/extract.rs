@@ -108,6 +108,7 @@ mod tests {
             authority: "a",
             path: "/",
             headers,
+            peer: Default::default(),
         };
         source.find(&request).map(|t| t.map(str::to_owned))
     }
@@ -159,6 +160,7 @@ mod tests {
             authority: "a",
             path: "/",
             headers: &h,
+            peer: Default::default(),
         };
         let (_, set) = source.removal(&request);
         assert_eq!(set.unwrap().1, "theme=dark; lang=en");

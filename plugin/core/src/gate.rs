@@ -11,6 +11,7 @@ use crate::decision::{Decision, Reason, Verdict};
 use crate::framing::frame;
 use crate::provider::Verified;
 use crate::request::Request;
+use crate::rule::Context;
 
 /// A compiled configuration, ready to decide requests.
 #[derive(Debug)]
@@ -49,7 +50,7 @@ impl Gate {
                 Err(reason) => return Decision::deny(reason),
             }
         }
-        self.apply_rules(request, &found, &verified)
+        self.apply_rules(request, &found, &verified, now)
     }
 
     fn apply_rules(
@@ -57,13 +58,18 @@ impl Gate {
         request: &Request<'_>,
         found: &[Found<'_>],
         verified: &[Verified],
+        now: u64,
     ) -> Decision {
         let mut refusal: Option<Decision> = None;
         for rule in &self.plan.rules {
             let Some(params) = rule.route.matches(request) else {
                 continue;
             };
-            match rule.evaluate(verified, request, &params) {
+            let context = Context {
+                now,
+                environment: self.plan.environment.as_deref(),
+            };
+            match rule.evaluate(verified, request, &params, context) {
                 Ok(index) => {
                     if let Some(token) = verified.get(index) {
                         return self.allow(&rule.name, token, found, verified, request);
@@ -120,6 +126,7 @@ impl Gate {
             .get(token.provider())
             .map(|p| p.name.clone());
         decision.subject = token.subject().map(str::to_owned);
+        decision.actors = token.actors();
     }
 
     fn allow(
@@ -167,6 +174,7 @@ impl Gate {
             rule: Some(rule.to_owned()),
             provider: None,
             subject: None,
+            actors: Vec::new(),
         };
         self.describe(&mut decision, token);
         decision

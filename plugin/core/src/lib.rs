@@ -26,4 +26,4 @@ pub mod subject;
 pub use compile::ConfigError;
 pub use decision::{Decision, Reason, Verdict};
 pub use gate::Gate;
-pub use request::Request;
+pub use request::{Peer, Request};

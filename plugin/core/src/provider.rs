@@ -29,6 +29,7 @@ pub struct Provider {
     pub forward: bool,
     /// `(header, claim)` pairs.
     pub claim_to_headers: Vec<(String, String)>,
+    pub required_claims: Vec<String>,
 }
 
 /// A token whose signature, issuer, times and audience have been checked.
@@ -53,6 +54,24 @@ impl Verified {
         self.claims.get("sub").and_then(Value::as_str)
     }
 
+    /// The delegation chain: the current actor (`act.sub`) first, then each earlier one.
+    /// Verification guarantees every `act` is an object.
+    pub fn actors(&self) -> Vec<String> {
+        let mut chain = Vec::new();
+        let mut act = self.claims.get("act");
+        while let Some(Value::Object(actor)) = act {
+            chain.push(
+                actor
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            act = actor.get("act");
+        }
+        chain
+    }
+
     /// The claim at `path` (member names from the top).
     pub fn claim(&self, path: &[String]) -> Option<&Value> {
         let (first, rest) = path.split_first()?;
@@ -74,6 +93,14 @@ impl Provider {
         if framed.claims.get("sub").is_some_and(|sub| !sub.is_string()) {
             return Err(self.claim_invalid("sub"));
         }
+        if let Some(claim) = self
+            .required_claims
+            .iter()
+            .find(|c| !framed.claims.contains_key(*c))
+        {
+            return Err(self.claim_missing(claim));
+        }
+        check_actor_claims(&framed.claims).map_err(|claim| self.claim_invalid(claim))?;
         Ok(Verified {
             provider: index,
             claims: framed.claims,
@@ -228,6 +255,27 @@ impl Provider {
             claim: claim.to_owned(),
         }
     }
+}
+
+/// Every `act` (and `may_act`) must be an object whose `sub`, if any, is a string: a chain that
+/// is something else cannot be read, so the token is refused instead of read as undelegated.
+fn check_actor_claims(claims: &Map<String, Value>) -> Result<(), &'static str> {
+    if let Some(may_act) = claims.get("may_act") {
+        if !may_act.is_object() || may_act.get("sub").is_some_and(|s| !s.is_string()) {
+            return Err("may_act");
+        }
+    }
+    let mut act = claims.get("act");
+    while let Some(actor) = act {
+        let Value::Object(fields) = actor else {
+            return Err("act");
+        };
+        if !fields.get("sub").is_some_and(Value::is_string) {
+            return Err("act");
+        }
+        act = fields.get("act");
+    }
+    Ok(())
 }
 
 /// `application/at+JWT` and `at+jwt` name the same type (RFC 7515, section 4.1.9).

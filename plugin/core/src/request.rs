@@ -1,4 +1,5 @@
-//! The request as the gate sees it: method, authority, path and headers, borrowed from the host.
+//! The request as the gate sees it: method, authority, path, headers and the connection's peer,
+//! borrowed from the host.
 
 /// A request to decide. Header names are expected in lower case, as HTTP/2 and Envoy give them.
 #[derive(Debug, Clone, Copy)]
@@ -9,6 +10,17 @@ pub struct Request<'r> {
     /// `:path`, possibly with a query string.
     pub path: &'r str,
     pub headers: &'r [(String, String)],
+    /// The mTLS peer, when the connection has one.
+    pub peer: Peer<'r>,
+}
+
+/// What the proxy knows of the connection's client certificate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peer<'r> {
+    /// The first URI SAN of the peer certificate (`connection.uri_san_peer_certificate`).
+    pub uri_san: Option<&'r str>,
+    /// Hex SHA-256 of the peer certificate (`connection.sha256_peer_certificate_digest`).
+    pub certificate_sha256: Option<&'r str>,
 }
 
 impl<'r> Request<'r> {
@@ -57,6 +69,7 @@ mod tests {
             authority: Box::leak(authority.to_owned().into_boxed_str()),
             path: Box::leak(path.to_owned().into_boxed_str()),
             headers: &[],
+            peer: Peer::default(),
         }
     }
 

@@ -1,14 +1,19 @@
 //! Rules: which requests a rule is about (route), and what the verified token must show for the
-//! rule to allow them (provider, subject, claims, scopes, bindings to the request).
+//! rule to allow them.
 //!
-//! Requirements are checked in that order, and the first that fails is the rule's reason. Values
-//! are compared without type coercion: the string `"42"` never equals the number `42`.
+//! Requirements are checked in a fixed order and the first that fails is the rule's reason: the
+//! provider, the time window, then what a fresh token or the right connection would fix (token
+//! age, peer binding), then who is calling (subject, delegation chain), then what for (claims,
+//! environment, scopes, bindings to the request, the transaction token). Values are compared
+//! without type coercion: the string `"42"` never equals the number `42`.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::decision::Reason;
 use crate::provider::Verified;
-use crate::request::Request;
+use crate::request::{Peer, Request};
 use crate::subject::{is_spiffe_id, Pattern};
 
 /// A compiled rule.
@@ -22,6 +27,52 @@ pub struct Rule {
     pub claims: Vec<ClaimCondition>,
     pub scopes: Vec<String>,
     pub bindings: Vec<Binding>,
+    pub transaction: Option<Transaction>,
+    pub delegation: Option<Delegation>,
+    pub peer_binding: Option<PeerBinding>,
+    /// The claim that must equal the proxy's environment.
+    pub environment_claim: Option<Vec<String>>,
+    pub windows: Vec<TimeWindow>,
+    pub max_token_age_seconds: Option<u64>,
+}
+
+/// What a rule requires of the transaction token that comes with the workload token.
+#[derive(Debug)]
+pub struct Transaction {
+    /// Index of the provider of transaction tokens.
+    pub provider: usize,
+    pub same_subject: bool,
+    pub scopes: Vec<String>,
+    pub bindings: Vec<Binding>,
+}
+
+/// What a rule requires of the delegation chain (`act`).
+#[derive(Debug)]
+pub struct Delegation {
+    pub required: bool,
+    pub max_depth: usize,
+    pub actors: Vec<SubjectMatcher>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerBinding {
+    SpiffeId,
+    Certificate,
+}
+
+/// A UTC window: on these weekdays (0 = Monday), from `start_hour` until `end_hour`.
+#[derive(Debug)]
+pub struct TimeWindow {
+    pub days: Vec<u8>,
+    pub start_hour: u8,
+    pub end_hour: u8,
+}
+
+/// What a rule needs beyond the request and its tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub now: u64,
+    pub environment: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -125,6 +176,7 @@ impl Rule {
         tokens: &[Verified],
         request: &Request<'_>,
         params: &Params<'_>,
+        context: Context<'_>,
     ) -> Result<usize, Reason> {
         let (index, token) = tokens
             .iter()
@@ -133,12 +185,37 @@ impl Rule {
             .ok_or_else(|| Reason::ProviderNotAccepted {
                 rule: self.name.clone(),
             })?;
+        if !self.windows.is_empty() && !self.windows.iter().any(|w| w.contains(context.now)) {
+            return Err(Reason::OutsideTimeWindow {
+                rule: self.name.clone(),
+            });
+        }
+        self.check_age(token, context.now)?;
+        if let Some(binding) = self.peer_binding {
+            if !binding.holds(token, &request.peer) {
+                return Err(Reason::PeerBindingMismatch {
+                    rule: self.name.clone(),
+                });
+            }
+        }
         self.check_subject(token)?;
+        if let Some(delegation) = &self.delegation {
+            delegation.check(&self.name, token)?;
+        }
         for condition in &self.claims {
             if !condition.holds(token) {
                 return Err(Reason::ClaimMismatch {
                     rule: self.name.clone(),
                     claim: condition.claim.join("."),
+                });
+            }
+        }
+        if let Some(claim) = &self.environment_claim {
+            let named = token.claim(claim).and_then(Value::as_str);
+            if named.is_none() || named != context.environment {
+                return Err(Reason::EnvironmentMismatch {
+                    rule: self.name.clone(),
+                    claim: claim.join("."),
                 });
             }
         }
@@ -148,16 +225,35 @@ impl Rule {
                 scopes: self.scopes.clone(),
             });
         }
-        for binding in &self.bindings {
-            if !binding.holds(token, request, params) {
-                return Err(Reason::BindingMismatch {
-                    rule: self.name.clone(),
-                    claim: binding.claim.join("."),
-                    source: binding.source.describe(),
-                });
-            }
+        if let Some(binding) = self
+            .bindings
+            .iter()
+            .find(|b| !b.holds(token, request, params))
+        {
+            return Err(Reason::BindingMismatch {
+                rule: self.name.clone(),
+                claim: binding.claim.join("."),
+                source: binding.source.describe(),
+            });
+        }
+        if let Some(transaction) = &self.transaction {
+            transaction.check(&self.name, token, tokens, request, params)?;
         }
         Ok(index)
+    }
+
+    fn check_age(&self, token: &Verified, now: u64) -> Result<(), Reason> {
+        let Some(limit) = self.max_token_age_seconds else {
+            return Ok(());
+        };
+        // Verification has already refused an `iat` that is not a number.
+        let iat = token.claims().get("iat").and_then(Value::as_f64);
+        match iat {
+            Some(iat) if now as f64 - iat <= limit as f64 => Ok(()),
+            _ => Err(Reason::TokenTooOld {
+                rule: self.name.clone(),
+            }),
+        }
     }
 
     fn check_subject(&self, token: &Verified) -> Result<(), Reason> {
@@ -169,11 +265,7 @@ impl Rule {
             .subjects
             .iter()
             .any(|m| matches!(m, SubjectMatcher::SpiffeId(_)));
-        let matched = self.subjects.iter().any(|matcher| match matcher {
-            SubjectMatcher::Exact(exact) => subject == exact,
-            SubjectMatcher::Pattern(pattern) => pattern.matches(subject),
-            SubjectMatcher::SpiffeId(pattern) => is_spiffe_id(subject) && pattern.matches(subject),
-        });
+        let matched = self.subjects.iter().any(|matcher| matcher.matches(subject));
         match matched {
             true => Ok(()),
             false if wants_spiffe && !is_spiffe_id(subject) => Err(Reason::SpiffeIdInvalid {
@@ -183,6 +275,129 @@ impl Rule {
                 rule: self.name.clone(),
             }),
         }
+    }
+}
+
+impl SubjectMatcher {
+    pub fn matches(&self, subject: &str) -> bool {
+        match self {
+            Self::Exact(exact) => subject == exact,
+            Self::Pattern(pattern) => pattern.matches(subject),
+            Self::SpiffeId(pattern) => is_spiffe_id(subject) && pattern.matches(subject),
+        }
+    }
+}
+
+impl Delegation {
+    /// RFC 8693: only the current actor (the outermost `act`) counts for access; the nested
+    /// ones are history, checked here for depth alone.
+    fn check(&self, rule: &str, token: &Verified) -> Result<(), Reason> {
+        let chain = token.actors();
+        let Some(current) = chain.first() else {
+            return match self.required {
+                true => Err(Reason::ActorMissing {
+                    rule: rule.to_owned(),
+                }),
+                false => Ok(()),
+            };
+        };
+        if chain.len() > self.max_depth {
+            return Err(Reason::DelegationTooDeep {
+                rule: rule.to_owned(),
+            });
+        }
+        if !self.actors.is_empty() && !self.actors.iter().any(|m| m.matches(current)) {
+            return Err(Reason::ActorNotAllowed {
+                rule: rule.to_owned(),
+            });
+        }
+        let may_act = token.claims().get("may_act").and_then(|m| m.get("sub"));
+        if may_act.is_some_and(|allowed| allowed.as_str() != Some(current.as_str())) {
+            return Err(Reason::MayActViolated {
+                rule: rule.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl PeerBinding {
+    fn holds(self, token: &Verified, peer: &Peer<'_>) -> bool {
+        match self {
+            Self::SpiffeId => peer.uri_san.is_some() && peer.uri_san == token.subject(),
+            Self::Certificate => {
+                let bound = token
+                    .claims()
+                    .get("cnf")
+                    .and_then(|cnf| cnf.get("x5t#S256"))
+                    .and_then(Value::as_str);
+                let presented = peer.certificate_sha256.and_then(hex_to_base64url);
+                bound.is_some() && bound == presented.as_deref()
+            }
+        }
+    }
+}
+
+/// The proxy reports the certificate digest in hex; `x5t#S256` is base64url of the same bytes.
+fn hex_to_base64url(hex: &str) -> Option<String> {
+    let digits: Vec<u8> = hex
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    if digits.len() != 64 {
+        return None;
+    }
+    let bytes: Vec<u8> = digits
+        .chunks(2)
+        .map(|pair| pair.iter().fold(0, |acc, d| acc * 16 + d))
+        .collect();
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl TimeWindow {
+    fn contains(&self, now: u64) -> bool {
+        // 1970-01-01 was a Thursday: day 0 is weekday 3 when Monday is 0.
+        let weekday = u8::try_from((now / 86_400 + 3) % 7).unwrap_or(0);
+        let hour = u8::try_from(now % 86_400 / 3_600).unwrap_or(0);
+        (self.days.is_empty() || self.days.contains(&weekday))
+            && self.start_hour <= hour
+            && hour < self.end_hour
+    }
+}
+
+impl Transaction {
+    fn check(
+        &self,
+        rule: &str,
+        workload: &Verified,
+        tokens: &[Verified],
+        request: &Request<'_>,
+        params: &Params<'_>,
+    ) -> Result<(), Reason> {
+        let rule = rule.to_owned();
+        let txn = tokens
+            .iter()
+            .find(|token| token.provider() == self.provider)
+            .ok_or_else(|| Reason::TxnTokenMissing { rule: rule.clone() })?;
+        if self.same_subject && (txn.subject().is_none() || txn.subject() != workload.subject()) {
+            return Err(Reason::TxnSubjectMismatch { rule });
+        }
+        if !self.scopes.iter().all(|scope| has_scope(txn, scope)) {
+            return Err(Reason::TxnScopeInsufficient { rule });
+        }
+        if let Some(binding) = self
+            .bindings
+            .iter()
+            .find(|b| !b.holds(txn, request, params))
+        {
+            return Err(Reason::TxnBindingMismatch {
+                rule,
+                claim: binding.claim.join("."),
+                source: binding.source.describe(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -280,6 +495,32 @@ mod tests {
         assert_eq!(match_template(&t, "/tickets/T-1/comments/x"), None);
         assert_eq!(match_template(&t, "/tickets/T-1"), None);
         assert_eq!(match_template(&t, "tickets/T-1/comments"), None);
+    }
+
+    #[test]
+    fn a_window_knows_weekdays_and_hours_in_utc() {
+        // 2026-12-04 is a Friday; 1796342400 is its midnight UTC.
+        let friday_midnight = 1_796_342_400;
+        let office = TimeWindow {
+            days: vec![0, 1, 2, 3, 4],
+            start_hour: 8,
+            end_hour: 18,
+        };
+        assert!(!office.contains(friday_midnight));
+        assert!(office.contains(friday_midnight + 9 * 3600));
+        assert!(!office.contains(friday_midnight + 18 * 3600));
+        assert!(!office.contains(friday_midnight + 86_400 + 9 * 3600));
+    }
+
+    #[test]
+    fn a_hex_digest_becomes_the_thumbprint_form() {
+        let hex = "a".repeat(64);
+        assert_eq!(
+            hex_to_base64url(&hex).unwrap(),
+            URL_SAFE_NO_PAD.encode([0xaa; 32])
+        );
+        assert_eq!(hex_to_base64url("abc"), None);
+        assert_eq!(hex_to_base64url(&"g".repeat(64)), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use taskgate::{Gate, Request, Verdict};
+use taskgate::{Gate, Peer, Request, Verdict};
 use taskgate_scenario::{load_examples, run, Clock, Host, Observed, PreparedRequest, Suite};
 
 /// The decision library as a host: what a proxy would do with each decision, without a proxy.
@@ -35,11 +35,16 @@ impl Host for Native {
             .iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
             .collect();
+        let property = |name: &str| prepared.properties.get(name).map(String::as_str);
         let request = Request {
             method: &prepared.method,
             authority: &prepared.host,
             path: &prepared.path,
             headers: &headers,
+            peer: Peer {
+                uri_san: property("connection.uri_san_peer_certificate"),
+                certificate_sha256: property("connection.sha256_peer_certificate_digest"),
+            },
         };
         let decision = gate.decide(&request, now);
         Ok(match decision.verdict {

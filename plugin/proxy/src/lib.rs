@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use taskgate::{Decision, Gate, Request, Verdict};
+use taskgate::{Decision, Gate, Peer, Request, Verdict};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Debug);
@@ -178,11 +178,24 @@ impl HttpContext for Filter {
                 .find(|(key, _)| key == name)
                 .map_or("", |(_, value)| value.as_str())
         };
+        // Properties cost a host call each, so they are read only when a rule binds the peer.
+        let (uri_san, digest) = if gate.plan().needs_peer {
+            (
+                property(&["connection", "uri_san_peer_certificate"]),
+                property(&["connection", "sha256_peer_certificate_digest"]),
+            )
+        } else {
+            (None, None)
+        };
         let request = Request {
             method: pseudo(":method"),
             authority: pseudo(":authority"),
             path: pseudo(":path"),
             headers: &headers,
+            peer: Peer {
+                uri_san: uri_san.as_deref(),
+                certificate_sha256: digest.as_deref(),
+            },
         };
         let now = hostcalls::get_current_time()
             .ok()
@@ -217,6 +230,14 @@ impl HttpContext for Filter {
                 send(reason.status(), headers, &reason.body())
             }
         }
+    }
+}
+
+/// A string property, or `None` when the host has none (a plain-text connection has no peer).
+fn property(path: &[&str]) -> Option<String> {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) if !bytes.is_empty() => String::from_utf8(bytes).ok(),
+        _ => None,
     }
 }
 

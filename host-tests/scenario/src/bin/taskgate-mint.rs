@@ -101,6 +101,7 @@ fn run(command: Command) -> Result<String, String> {
                 nest_depth: None,
                 signature: SignatureSpec::Valid,
                 framing: Default::default(),
+                cnf_peer: None,
             };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
