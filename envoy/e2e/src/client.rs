@@ -4,13 +4,16 @@
 //! `x-taskgate-reason` header; an allowed request reaches the echo upstream,
 //! whose body lists the headers it received; anything else (an Envoy error,
 //! a deny without a reason) is `unexpected`, so that it can never pass for
-//! either of the other two.
+//! either of the other two. For a suite with test certificates the request
+//! goes over TLS, with the client certificate of the peer the case names.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use taskgate_scenario::{Observed, PreparedRequest};
+use taskgate_scenario::{Observed, Pki, PreparedRequest};
 use ureq::http;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 use crate::upstream::parse_echo;
 
@@ -53,15 +56,26 @@ impl Client {
         Self { agent }
     }
 
-    /// Sends `request` to `listener`, with the case's host as `Host`.
+    /// Sends `request` to `listener`, with the case's host as `Host`; over
+    /// TLS when `tls` is given.
     pub fn send(
         &self,
         listener: SocketAddr,
         request: &PreparedRequest,
+        tls: Option<&SuiteTls>,
     ) -> Result<Observed, String> {
         let described = format!("{} {}{}", request.method, request.host, request.path);
-        let outgoing = build(listener, request)
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let outgoing = build(scheme, listener, request)
             .map_err(|error| format!("cannot build the request `{described}`: {error}"))?;
+        let outgoing = match tls {
+            Some(tls) => self
+                .agent
+                .configure_request(outgoing)
+                .tls_config(tls.config(request.peer.as_deref())?)
+                .build(),
+            None => outgoing,
+        };
         let mut response = self
             .agent
             .run(outgoing)
@@ -89,8 +103,55 @@ fn lowercase_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-fn build(listener: SocketAddr, request: &PreparedRequest) -> Result<http::Request<()>, String> {
-    let uri = format!("http://{listener}{}", request.path);
+/// The CA that Envoy's certificate chains to, and the client certificate of
+/// each peer of a suite.
+#[derive(Debug)]
+pub struct SuiteTls {
+    roots: RootCerts,
+    peers: BTreeMap<String, ClientCert>,
+}
+
+impl SuiteTls {
+    pub fn from_pki(pki: &Pki) -> Result<Self, String> {
+        let ca = Certificate::from_pem(pki.ca_cert_pem.as_bytes())
+            .map_err(|error| format!("cannot read the test ca certificate: {error}"))?;
+        let mut peers = BTreeMap::new();
+        for (name, peer) in &pki.peers {
+            let unreadable = |error: ureq::Error| format!("cannot read peer `{name}`: {error}");
+            let cert = Certificate::from_pem(peer.cert_pem.as_bytes()).map_err(unreadable)?;
+            let key = PrivateKey::from_pem(peer.key_pem.as_bytes()).map_err(unreadable)?;
+            peers.insert(name.clone(), ClientCert::new_with_certs(&[cert], key));
+        }
+        Ok(Self {
+            roots: RootCerts::new_with_certs(&[ca]),
+            peers,
+        })
+    }
+
+    /// Trusts the suite's CA only, and presents `peer`'s certificate if any.
+    fn config(&self, peer: Option<&str>) -> Result<TlsConfig, String> {
+        let client_cert = match peer {
+            Some(name) => Some(
+                self.peers
+                    .get(name)
+                    .ok_or_else(|| format!("the suite declares no peer `{name}`"))?
+                    .clone(),
+            ),
+            None => None,
+        };
+        Ok(TlsConfig::builder()
+            .root_certs(self.roots.clone())
+            .client_cert(client_cert)
+            .build())
+    }
+}
+
+fn build(
+    scheme: &str,
+    listener: SocketAddr,
+    request: &PreparedRequest,
+) -> Result<http::Request<()>, String> {
+    let uri = format!("{scheme}://{listener}{}", request.path);
     let mut builder = http::Request::builder()
         .method(request.method.as_str())
         .uri(uri)
@@ -182,8 +243,9 @@ mod tests {
             path: "/v1/jobs?x=1".into(),
             headers: vec![("x-a".into(), "1".into()), ("x-a".into(), "2".into())],
             properties: Default::default(),
+            peer: None,
         };
-        let built = build("127.0.0.1:9".parse().unwrap(), &request).unwrap();
+        let built = build("http", "127.0.0.1:9".parse().unwrap(), &request).unwrap();
         assert_eq!(built.headers()["host"], "api.internal");
         assert_eq!(built.headers().get_all("x-a").iter().count(), 2);
         assert_eq!(built.uri(), "http://127.0.0.1:9/v1/jobs?x=1");

@@ -87,6 +87,8 @@ struct Files {
     bootstrap: PathBuf,
     admin_address: PathBuf,
     log: PathBuf,
+    /// Envoy's counters as they stood when it was stopped.
+    stats: PathBuf,
 }
 
 impl Files {
@@ -106,6 +108,7 @@ impl Files {
             bootstrap: work_dir.join(format!("{stem}.envoy.yaml")),
             admin_address: work_dir.join(format!("{stem}.admin")),
             log: work_dir.join(format!("{stem}.envoy.log")),
+            stats: work_dir.join(format!("{stem}.envoy.stats")),
         };
         // A file left by an earlier run would hand out a dead admin address.
         match fs::remove_file(&files.admin_address) {
@@ -204,6 +207,20 @@ impl Process {
         matches!(self.agent.get(&url).call(), Ok(response) if response.status() == 200)
     }
 
+    /// Keeps Envoy's counters (the module's decisions, TLS handshakes) for
+    /// a person looking into a run; a failure to keep them changes nothing.
+    fn save_stats(&self, admin: SocketAddr) {
+        let url = format!("http://{admin}/stats");
+        let stats = self
+            .agent
+            .get(&url)
+            .call()
+            .and_then(|mut response| response.body_mut().read_to_string());
+        if let Ok(stats) = stats {
+            let _ = fs::write(&self.files.stats, stats);
+        }
+    }
+
     fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.files.log).unwrap_or_default();
         format!(
@@ -236,9 +253,15 @@ fn notable_lines(log: &str, count: usize) -> String {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // An Envoy that already exited has been reaped: its pid may belong
+        // to another process by now and must not be signalled.
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         // Ask Envoy to quit through its admin endpoint when it has one up;
         // otherwise, or if it does not listen, signal it.
         let asked = self.admin_address().is_some_and(|admin| {
+            self.save_stats(admin);
             let url = format!("http://{admin}/quitquitquit");
             self.agent.post(&url).send_empty().is_ok()
         });

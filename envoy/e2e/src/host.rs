@@ -2,18 +2,20 @@
 //! and the suite's policy, in front of the echo upstream.
 //!
 //! A real Envoy reads its own clock, so the run uses the wall clock and the
-//! scenario crate mints tokens relative to it. What a real connection would
-//! have to carry (an mTLS peer certificate, for instance) cannot be faked
-//! here: a case that sets connection properties fails with an error that
-//! says so, rather than passing on a request that lacks them.
+//! scenario crate mints tokens relative to it. Connection properties cannot
+//! be faked here: a suite that declares mTLS peers gets a TLS listener and
+//! each case that names a peer connects with that peer's certificate, so
+//! that Envoy reports the peer from a real handshake. Any other property
+//! fails the case with an error that says so, rather than passing on a
+//! request that lacks it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use taskgate_scenario::{Host, Observed, PreparedRequest, Suite};
+use taskgate_scenario::{Host, Observed, Pki, PreparedRequest, Suite};
 
-use crate::bootstrap::{self, Module};
-use crate::client::Client;
+use crate::bootstrap::{self, Module, Tls};
+use crate::client::{Client, SuiteTls};
 use crate::envoy::{Envoy, EnvoyOptions};
 use crate::upstream::EchoUpstream;
 
@@ -23,6 +25,13 @@ const CLOCK_TOLERANCE_SECS: u64 = 60;
 /// Properties a plain-HTTP request on 127.0.0.1 has anyway, with the value
 /// it has: a case may state them.
 const PLAIN_CONNECTION: &[(&str, &str)] = &[("connection.mtls", "false")];
+/// Properties that Envoy takes from the TLS handshake of a case that names
+/// a peer; the scenario crate states them from the same certificate.
+const HANDSHAKE_PROPERTIES: &[&str] = &[
+    "connection.mtls",
+    "connection.uri_san_peer_certificate",
+    "connection.sha256_peer_certificate_digest",
+];
 /// How much longer than the run an Envoy may live, to stop cleanly.
 const LIFETIME_MARGIN: Duration = Duration::from_secs(30);
 
@@ -35,6 +44,8 @@ pub struct EnvoyHost {
     upstream: EchoUpstream,
     client: Client,
     envoy: Option<Envoy>,
+    /// The running suite's certificates, when it declares peers.
+    tls: Option<SuiteTls>,
     deadline: Instant,
 }
 
@@ -52,17 +63,25 @@ impl EnvoyHost {
             upstream,
             client: Client::new(),
             envoy: None,
+            tls: None,
             deadline,
         }
     }
 
-    /// Starts Envoy for a suite named `name` with plugin configuration `config`.
-    pub fn start(&mut self, name: &str, config: &str) -> Result<(), String> {
+    /// Starts Envoy for a suite named `name` with plugin configuration
+    /// `config`, behind TLS when the suite has a `pki`.
+    pub fn start(&mut self, name: &str, config: &str, pki: Option<&Pki>) -> Result<(), String> {
         // The previous suite's Envoy stops first: one Envoy at a time.
         self.envoy = None;
+        self.tls = pki.map(SuiteTls::from_pki).transpose()?;
         let remaining = self.remaining()?;
         let module = self.wasm.as_deref().map(|wasm| Module { wasm, config });
-        let text = bootstrap::render(self.upstream.port(), module)?;
+        let tls = pki.map(|pki| Tls {
+            server_cert_pem: &pki.server_cert_pem,
+            server_key_pem: &pki.server_key_pem,
+            ca_cert_pem: &pki.ca_cert_pem,
+        });
+        let text = bootstrap::render(self.upstream.port(), module, tls)?;
         let options = EnvoyOptions {
             lifetime: remaining + LIFETIME_MARGIN,
             ready_timeout: self.options.ready_timeout.min(remaining),
@@ -80,7 +99,7 @@ impl EnvoyHost {
             .as_mut()
             .ok_or("no envoy is running: no suite was loaded")?;
         self.client
-            .send(envoy.listener(), request)
+            .send(envoy.listener(), request, self.tls.as_ref())
             .map_err(|error| envoy.explain(&error))
     }
 
@@ -101,11 +120,14 @@ impl Host for EnvoyHost {
     fn load(&mut self, suite: &Suite) -> Result<(), String> {
         // The runner repeats a load error on every case of the suite: show
         // Envoy's log once here, and give the runner its first line only.
-        self.start(&suite.name, &suite.config).map_err(|error| {
-            eprintln!("error: suite `{}`: {error}", suite.name);
-            let first = error.lines().next().unwrap_or_default();
-            format!("{first} (envoy log above)")
-        })
+        self.start(&suite.name, &suite.config, suite.pki.as_ref())
+            .map_err(|error| match error.split_once('\n') {
+                Some((first, _)) => {
+                    eprintln!("error: suite `{}`: {error}", suite.name);
+                    format!("{first} (envoy log above)")
+                }
+                None => error,
+            })
     }
 
     fn send(&mut self, request: &PreparedRequest, now_unix: u64) -> Result<Observed, String> {
@@ -115,12 +137,13 @@ impl Host for EnvoyHost {
     }
 }
 
-/// Refuses a case whose properties a plain-HTTP request cannot carry.
+/// Refuses a case whose properties its connection will not carry.
 fn check_properties(request: &PreparedRequest) -> Result<(), String> {
-    let unmet = request
-        .properties
-        .iter()
-        .find(|(name, value)| !PLAIN_CONNECTION.contains(&(name.as_str(), value.as_str())));
+    let from_handshake =
+        |name: &str| request.peer.is_some() && HANDSHAKE_PROPERTIES.contains(&name);
+    let unmet = request.properties.iter().find(|(name, value)| {
+        !from_handshake(name) && !PLAIN_CONNECTION.contains(&(name.as_str(), value.as_str()))
+    });
     match unmet {
         Some((name, value)) => Err(format!(
             "envoy host cannot give the request the property `{name}` = `{value}`: \
@@ -154,6 +177,7 @@ mod tests {
             path: "/".into(),
             headers: Vec::new(),
             properties: [(name.to_owned(), value.to_owned())].into(),
+            peer: None,
         }
     }
 
@@ -167,6 +191,13 @@ mod tests {
         let request = request_with("connection.uri_san_peer_certificate", "spiffe://a/b");
         let error = check_properties(&request).unwrap_err();
         assert!(error.contains("`connection.uri_san_peer_certificate` = `spiffe://a/b`"));
+    }
+
+    #[test]
+    fn leaves_the_peer_identity_to_the_handshake_of_a_named_peer() {
+        let mut request = request_with("connection.uri_san_peer_certificate", "spiffe://a/b");
+        request.peer = Some("orders".into());
+        assert!(check_properties(&request).is_ok());
     }
 
     #[test]

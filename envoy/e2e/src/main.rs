@@ -186,13 +186,14 @@ fn smoke(args: &EnvoyArgs) -> Result<bool, String> {
     println!("{}", envoy_version(&options.binary));
     let upstream = EchoUpstream::start(UPSTREAM_SPARE_REQUESTS)?;
     let mut host = EnvoyHost::new(options, None, upstream, deadline);
-    host.start("smoke", "")?;
+    host.start("smoke", "", None)?;
     let request = PreparedRequest {
         method: "GET".into(),
         host: "api.internal".into(),
         path: "/smoke".into(),
         headers: vec![("x-smoke".into(), "1".into())],
         properties: Default::default(),
+        peer: None,
     };
     let observed = host.request(&request)?;
     drop(host);
