@@ -70,7 +70,9 @@ struct SuiteFile {
     /// Folder of private test keys, relative to the scenario file.
     #[serde(default = "default_keys_dir")]
     keys: String,
-    now: u64,
+    /// The clock for hosts that control time; the wall clock when the suite loads if absent.
+    #[serde(default)]
+    now: Option<u64>,
     /// mTLS clients, by name, that cases can connect as.
     #[serde(default)]
     peers: BTreeMap<String, PeerSpec>,
@@ -231,11 +233,28 @@ impl Clock {
     pub fn now(self, suite: &Suite) -> u64 {
         match self {
             Self::Fixed => suite.now,
-            Self::Wall => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(suite.now, |elapsed| elapsed.as_secs()),
+            Self::Wall => self.now_unix(),
         }
     }
+
+    fn now_unix(self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs())
+    }
+}
+
+/// Replaces `{{today}}` and `{{tomorrow}}` in a configuration with UTC weekday names (`mon`
+/// ...) of `now`, so a time-window rule can be written open or closed whatever day a real proxy,
+/// which reads its own clock, runs the suite on.
+fn substitute_days(config: &str, now: u64) -> String {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    // 1970-01-01 was a Thursday.
+    let today = usize::try_from((now / 86_400 + 3) % 7).unwrap_or(0);
+    let name = |offset: usize| DAYS.get((today + offset) % 7).copied().unwrap_or("mon");
+    config
+        .replace("{{today}}", name(0))
+        .replace("{{tomorrow}}", name(1))
 }
 
 /// The outcome of one case on one host.
@@ -340,8 +359,10 @@ pub fn load_suite(path: &Path) -> Result<Suite, ScenarioError> {
     let file: SuiteFile = serde_json::from_str(&text).map_err(|e| ScenarioError::at(path, e))?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let config_path = dir.join(&file.config);
-    let config =
-        std::fs::read_to_string(&config_path).map_err(|e| ScenarioError::at(&config_path, e))?;
+    let now = file.now.unwrap_or_else(|| Clock::Wall.now_unix());
+    let config = std::fs::read_to_string(&config_path)
+        .map(|text| substitute_days(&text, now))
+        .map_err(|e| ScenarioError::at(&config_path, e))?;
     let keys = KeyRing::load(&dir.join(&file.keys))?;
     let pki = match file.peers.is_empty() {
         true => None,
@@ -355,7 +376,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, ScenarioError> {
         name,
         description: file.description,
         config,
-        now: file.now,
+        now,
         keys,
         pki,
         cases: file.cases,
