@@ -14,6 +14,7 @@ use crate::config::{
     RawRule, RawSubject, RawTimeWindow, RawTransaction,
 };
 use crate::extract::{Location, Source};
+use crate::index::RuleIndex;
 use crate::json;
 use crate::jwks::{self, Alg};
 use crate::provider::{normalize_type, Provider};
@@ -61,6 +62,7 @@ pub struct Plan {
     pub environment: Option<String>,
     /// Some rule reads the mTLS peer, so the host must report it.
     pub needs_peer: bool,
+    pub index: RuleIndex,
 }
 
 /// A compiled plan and what was left out of it.
@@ -172,6 +174,7 @@ impl Compiler {
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
+        let index = RuleIndex::new(&rules);
         Ok(Compiled {
             plan: Plan {
                 providers,
@@ -183,6 +186,7 @@ impl Compiler {
                 identity_headers,
                 environment: raw.environment,
                 needs_peer,
+                index,
             },
             warnings: self.warnings,
         })

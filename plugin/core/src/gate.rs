@@ -6,6 +6,9 @@
 //! allows; otherwise the first refusing rule's reason denies with 403, and a request that no rule
 //! covers is denied too.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cache::TokenCache;
 use crate::compile::{compile, Compiled, ConfigError, Plan};
 use crate::decision::{Decision, Reason, Verdict};
 use crate::framing::frame;
@@ -17,7 +20,12 @@ use crate::rule::Context;
 #[derive(Debug)]
 pub struct Gate {
     plan: Plan,
+    /// Tells caches which gate verified their entries.
+    id: u64,
 }
+
+/// Gate identities, unique within the process (a VM, in a proxy).
+static NEXT_GATE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A token found at a location, and that location's index.
 struct Found<'r> {
@@ -29,15 +37,37 @@ impl Gate {
     /// Compiles a configuration; warnings name keys that were left out.
     pub fn new(config: &str) -> Result<(Self, Vec<ConfigError>), Vec<ConfigError>> {
         let Compiled { plan, warnings } = compile(config)?;
-        Ok((Self { plan }, warnings))
+        let id = NEXT_GATE_ID.fetch_add(1, Ordering::Relaxed);
+        Ok((Self { plan, id }, warnings))
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
-    /// Decides `request` at `now` (Unix seconds).
+    /// Decides `request` at `now` (Unix seconds), verifying every token from scratch.
     pub fn decide(&self, request: &Request<'_>, now: u64) -> Decision {
+        self.decide_inner(request, now, None)
+    }
+
+    /// Decides `request` at `now`, taking tokens verified earlier from `cache` and adding the
+    /// ones verified now.
+    pub fn decide_cached(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        cache: &mut TokenCache,
+    ) -> Decision {
+        cache.bind(self.id);
+        self.decide_inner(request, now, Some(cache))
+    }
+
+    fn decide_inner(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        mut cache: Option<&mut TokenCache>,
+    ) -> Decision {
         let found = match self.find_tokens(request) {
             Ok(found) if found.is_empty() => return Decision::deny(Reason::TokenMissing),
             Ok(found) => found,
@@ -45,10 +75,20 @@ impl Gate {
         };
         let mut verified = Vec::with_capacity(found.len());
         for item in &found {
-            match self.verify(item, now) {
-                Ok(token) => verified.push(token),
-                Err(reason) => return Decision::deny(reason),
+            let cached = cache
+                .as_deref_mut()
+                .and_then(|cache| cache.get(item.location, item.token, now));
+            let token = match cached {
+                Some(token) => token,
+                None => match self.verify(item, now) {
+                    Ok(token) => token,
+                    Err(reason) => return Decision::deny(reason),
+                },
+            };
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.put(item.location, item.token, &token, now);
             }
+            verified.push(token);
         }
         self.apply_rules(request, &found, &verified, now)
     }
@@ -61,7 +101,8 @@ impl Gate {
         now: u64,
     ) -> Decision {
         let mut refusal: Option<Decision> = None;
-        for rule in &self.plan.rules {
+        let candidates = self.plan.index.candidates(request.path_without_query());
+        for rule in candidates.iter().filter_map(|&i| self.plan.rules.get(i)) {
             let Some(params) = rule.route.matches(request) else {
                 continue;
             };

@@ -10,12 +10,14 @@
 //! (shape and strict JSON), [`provider`] (issuer, header, [`jwks`] key, signature, times,
 //! audience), [`rule`] (route, subject, claims, scopes, bindings) and [`decision`].
 
+pub mod cache;
 pub mod compile;
 pub mod config;
 pub mod decision;
 pub mod extract;
 pub mod framing;
 pub mod gate;
+pub mod index;
 pub mod json;
 pub mod jwks;
 pub mod provider;
@@ -23,6 +25,7 @@ pub mod request;
 pub mod rule;
 pub mod subject;
 
+pub use cache::TokenCache;
 pub use compile::ConfigError;
 pub use decision::{Decision, Reason, Verdict};
 pub use gate::Gate;

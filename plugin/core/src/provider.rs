@@ -7,6 +7,8 @@
 //! `aud`, `sub`). Claims are judged only once the signature holds, so nothing a forger writes is
 //! acted upon. A token that passes is [`Verified`], which no other module can construct.
 
+use std::rc::Rc;
+
 use serde_json::{Map, Value};
 
 use crate::decision::Reason;
@@ -36,7 +38,8 @@ pub struct Provider {
 #[derive(Debug, Clone)]
 pub struct Verified {
     provider: usize,
-    claims: Map<String, Value>,
+    /// Shared, so that serving a token from the cache does not copy its claims.
+    claims: Rc<Map<String, Value>>,
 }
 
 impl Verified {
@@ -47,6 +50,13 @@ impl Verified {
 
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
+    }
+
+    /// `exp` in whole seconds, rounded down, when the token has one.
+    pub fn expiry(&self) -> Option<u64> {
+        let exp = self.claims.get("exp")?.as_f64()?;
+        // Saturating float-to-int conversion: a negative `exp` gives 0, a huge one `u64::MAX`.
+        Some(exp as u64)
     }
 
     /// The `sub` claim; verification guarantees it is a string when present.
@@ -103,7 +113,7 @@ impl Provider {
         check_actor_claims(&framed.claims).map_err(|claim| self.claim_invalid(claim))?;
         Ok(Verified {
             provider: index,
-            claims: framed.claims,
+            claims: Rc::new(framed.claims),
         })
     }
 

@@ -6,13 +6,14 @@
 //! Host calls go through `proxy_wasm::hostcalls` so that each status is handled here instead of
 //! unwrapped by the SDK's trait defaults.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use taskgate::{Decision, Gate, Peer, Request, Verdict};
+use taskgate::{Decision, Gate, Peer, Request, TokenCache, Verdict};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Debug);
@@ -70,6 +71,8 @@ fn log(level: LogLevel, message: &str) {
 struct Root {
     gate: Option<Rc<Gate>>,
     counters: Rc<Counters>,
+    /// One per worker VM, shared by its streams; it empties itself when a new gate uses it.
+    cache: Rc<RefCell<TokenCache>>,
 }
 
 impl Context for Root {}
@@ -135,6 +138,7 @@ impl RootContext for Root {
         Some(Box::new(Filter {
             gate: self.gate.clone(),
             counters: Rc::clone(&self.counters),
+            cache: Rc::clone(&self.cache),
         }))
     }
 
@@ -146,6 +150,7 @@ impl RootContext for Root {
 struct Filter {
     gate: Option<Rc<Gate>>,
     counters: Rc<Counters>,
+    cache: Rc<RefCell<TokenCache>>,
 }
 
 impl Context for Filter {}
@@ -201,7 +206,11 @@ impl HttpContext for Filter {
             .ok()
             .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |elapsed| elapsed.as_secs());
-        let decision = gate.decide(&request, now);
+        // Streams of one VM run one at a time, so the borrow is never contended.
+        let decision = match self.cache.try_borrow_mut() {
+            Ok(mut cache) => gate.decide_cached(&request, now, &mut cache),
+            Err(_) => gate.decide(&request, now),
+        };
         self.counters.count(&decision);
         log(
             LogLevel::Debug,
