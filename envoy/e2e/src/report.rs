@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use taskgate_scenario::{CaseResult, Report};
+use taskgate_scenario::{clip, CaseResult, Report};
 
 const CASE_WIDTH: usize = 50;
 const REQUEST_WIDTH: usize = 46;
@@ -84,16 +84,6 @@ fn details(result: &CaseResult) -> Vec<String> {
         .filter(|mismatch| !mismatch.starts_with("expected "))
         .cloned()
         .collect()
-}
-
-/// Cuts `text` to `width` characters, marking the cut.
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut short: String = text.chars().take(width.saturating_sub(1)).collect();
-    short.push('…');
-    short
 }
 
 #[cfg(test)]

@@ -306,8 +306,8 @@ impl Report {
             let verdict = if result.passed() { "ok" } else { "MISMATCH" };
             out.push_str(&format!(
                 "  {verdict:<8} {:<52} {:<40} -> {observed}\n",
-                truncate(&result.case, 52),
-                truncate(&result.request, 40),
+                clip(&result.case, 52),
+                clip(&result.request, 40),
             ));
             for mismatch in &result.mismatches {
                 out.push_str(&format!("           {mismatch}\n"));
@@ -322,7 +322,8 @@ impl Report {
     }
 }
 
-fn truncate(text: &str, width: usize) -> String {
+/// Cuts `text` to `width` characters, marking the cut, for table columns.
+pub fn clip(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_owned();
     }
