@@ -5,10 +5,11 @@
 //! headers into the module's memory, and running verification as WebAssembly instead of native
 //! code. Each algorithm is measured twice per host: a first-sight token (a fresh token every
 //! iteration, minted before the clock starts, as when every workload presents a new token) and
-//! a repeated token (the same token every iteration, as when one workload calls again within its
-//! token's lifetime, the case a verification cache would serve). The module is the one Envoy
-//! loads, `target/wasm32-wasip1/release/taskgate_proxy.wasm`; when it is missing this prints how
-//! to build it and measures nothing.
+//! a repeated token (the same token every iteration, as when one workload calls again within
+//! its token's lifetime, served from the verified-token cache). The native side keeps one
+//! cache across requests as the module does, so both sides do the same work. The module is the
+//! one Envoy loads, `target/wasm32-wasip1/release/taskgate_proxy.wasm`; when it is missing this
+//! prints how to build it and measures nothing.
 
 #![allow(
     clippy::expect_used,
@@ -20,9 +21,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use taskgate::Request as NativeRequest;
+use taskgate::TokenCache;
 use taskgate_benches::{
-    bearer, expect_allowed, gate, key_ring, mint, one_rule_config, HOST, NOW, PATH,
+    bearer, expect_allowed, gate, key_ring, mint, one_rule_config, request as native_request, HOST,
+    NOW, PATH,
 };
 use taskgate_harness::{default_module_path, Harness, LogLevel, Plugin, Request, BUILD_COMMAND};
 use taskgate_scenario::KeyRing;
@@ -112,27 +114,24 @@ fn per_algorithm(c: &mut Criterion, plugin: &Plugin, ring: &KeyRing, alg: &str, 
             start.elapsed()
         });
     });
-    let request = NativeRequest {
-        method: "GET",
-        authority: HOST,
-        path: PATH,
-        headers: &repeated_headers,
-    };
+    // The module keeps one verified-token cache per worker; natively, one per host likewise.
+    let request = native_request("GET", HOST, PATH, &repeated_headers);
+    let mut cache = TokenCache::default();
+    native.decide_cached(&request, NOW, &mut cache);
     group.bench_function(BenchmarkId::new("native", "repeated"), |b| {
-        b.iter(|| native.decide(black_box(&request), NOW).is_allow());
+        b.iter(|| {
+            native
+                .decide_cached(black_box(&request), NOW, &mut cache)
+                .is_allow()
+        });
     });
     group.bench_function(BenchmarkId::new("native", "first_sight"), |b| {
         b.iter_custom(|iters| {
             let headers: Vec<_> = fresh.batch(iters).iter().map(|t| bearer(t)).collect();
             let start = Instant::now();
             for headers in &headers {
-                let request = NativeRequest {
-                    method: "GET",
-                    authority: HOST,
-                    path: PATH,
-                    headers,
-                };
-                black_box(native.decide(&request, NOW).is_allow());
+                let request = native_request("GET", HOST, PATH, headers);
+                black_box(native.decide_cached(&request, NOW, &mut cache).is_allow());
             }
             start.elapsed()
         });

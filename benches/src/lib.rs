@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use taskgate::{Gate, Request};
+use taskgate::{Gate, Peer, Request};
 use taskgate_scenario::{KeyRing, MintSpec};
 
 /// The clock every benchmark decides at (Unix seconds): the hostile-tokens suite's `now`.
@@ -64,16 +64,60 @@ pub fn one_rule_config(ring: &KeyRing, key: &str) -> Result<String, String> {
     Ok(config.to_string())
 }
 
-/// `count` rules over distinct path templates (`/svc{i}/items/{item}`), all trusting `key`.
-/// [`last_rule_path`] is covered by the last of them only, so a decision scans them all.
-pub fn many_rules_config(ring: &KeyRing, key: &str, count: usize) -> Result<String, String> {
+/// How the rules of a many-rule configuration lay out their paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleShape {
+    /// `/svc{i}/items/{item}`: each rule under its own leading segment, as services are, so
+    /// the gate's rule index goes straight to the one rule that can cover a request.
+    DistinctLeading,
+    /// `/api/{tenant}/svc{i}`: every rule under the same leading segment and a parameter, so
+    /// the index can rule none out and every rule is matched in order: a linear scan.
+    SharedLeading,
+}
+
+impl RuleShape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DistinctLeading => "distinct_leading",
+            Self::SharedLeading => "shared_leading",
+        }
+    }
+
+    fn template(self, i: usize) -> String {
+        match self {
+            Self::DistinctLeading => format!("/svc{i}/items/{{item}}"),
+            Self::SharedLeading => format!("/api/{{tenant}}/svc{i}"),
+        }
+    }
+
+    /// A path covered by rule `i` and by no other.
+    pub fn path(self, i: usize) -> String {
+        match self {
+            Self::DistinctLeading => format!("/svc{i}/items/item-42"),
+            Self::SharedLeading => format!("/api/acme/svc{i}"),
+        }
+    }
+
+    /// A path covered by the last of `count` rules only.
+    pub fn last_path(self, count: usize) -> String {
+        self.path(count.saturating_sub(1))
+    }
+}
+
+/// `count` rules over distinct path templates laid out as `shape` says, all trusting `key`.
+pub fn many_rules_config(
+    ring: &KeyRing,
+    key: &str,
+    count: usize,
+    shape: RuleShape,
+) -> Result<String, String> {
     let rules: Vec<Value> = (0..count)
         .map(|i| {
             json!({
-                "name": format!("svc{i}-items"),
+                "name": format!("rule-{i}"),
                 "match": {
                     "methods": ["GET"],
-                    "path": { "template": format!("/svc{i}/items/{{item}}") },
+                    "path": { "template": shape.template(i) },
                 },
                 "providers": ["main"],
             })
@@ -81,11 +125,6 @@ pub fn many_rules_config(ring: &KeyRing, key: &str, count: usize) -> Result<Stri
         .collect();
     let config = json!({ "providers": { "main": provider(ring, key)? }, "rules": rules });
     Ok(config.to_string())
-}
-
-/// A path that only the last of `count` rules of [`many_rules_config`] covers.
-pub fn last_rule_path(count: usize) -> String {
-    format!("/svc{}/items/item-42", count.saturating_sub(1))
 }
 
 /// A token from `key` that the benchmark provider accepts at [`NOW`]; `serial` goes into `jti`
@@ -109,6 +148,23 @@ pub fn bearer(token: &str) -> Vec<(String, String)> {
     vec![("authorization".to_owned(), format!("Bearer {token}"))]
 }
 
+/// A request over a connection without a client certificate. The one place the benchmarks
+/// build the library's request, so that a field added to it changes one function.
+pub fn request<'r>(
+    method: &'r str,
+    authority: &'r str,
+    path: &'r str,
+    headers: &'r [(String, String)],
+) -> Request<'r> {
+    Request {
+        method,
+        authority,
+        path,
+        headers,
+        peer: Peer::default(),
+    }
+}
+
 /// Compiles `config`, refusing one with errors.
 pub fn gate(config: &str) -> Result<Gate, String> {
     Gate::new(config)
@@ -130,13 +186,7 @@ pub fn expect_allowed(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<(), String> {
-    let request = Request {
-        method: "GET",
-        authority: host,
-        path,
-        headers,
-    };
-    let decision = gate.decide(&request, NOW);
+    let decision = gate.decide(&request("GET", host, path, headers), NOW);
     if decision.is_allow() {
         Ok(())
     } else {
