@@ -116,11 +116,11 @@ def rbac(count):
     for k in rule_indices(count):
         policies[f"rule-{k:04}"] = {
             "permissions": [{"url_path": {"path": {"prefix": f"/svc/{k:04}/"}}}],
-            "principals": [{"metadata": {
+            "principals": [{"sourced_metadata": {"metadata_matcher": {
                 "filter": JWT_FILTER,
                 "path": [{"key": "jwt_payload"}, {"key": "sub"}],
                 "value": {"string_match": {"exact": f"workload-{k:04}"}},
-            }}],
+            }}}],
         }
     return {
         "name": "envoy.filters.http.rbac",

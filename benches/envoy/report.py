@@ -3,7 +3,7 @@
 
 Reads the wrk outputs `r<round>.<listener>.<alg>.<mode>.txt` of the results folder given
 and prints, per variant, requests/s and p50/p99 latency with their ratios to the no-filter
-run of the same round and token mode (mean over rounds, then each round's ratio), and the
+run of the same round and token mode (median over rounds, then each round's ratio), and the
 non-2xx responses and socket errors wrk counted (any of them is flagged).
 """
 
@@ -67,8 +67,8 @@ def main():
     order = [k for k in ranked if k in order] + [k for k in order if k not in ranked]
 
     print(f"Rounds: {len(rounds)}. Ratios are to the no-filter run of the same round and token "
-          "mode (req/s: higher is better; latency: lower is better), mean over rounds, each "
-          "round in brackets.\n")
+          "mode (req/s: higher is better; latency: lower is better): the median over rounds, "
+          "then each round's ratio in brackets. req/s and ms columns: mean over rounds.\n")
     print("| filter | alg | rules | token | req/s | req/s ratio | p50 ms | p50 ratio "
           "| p99 ms | p99 ratio | non-2xx / socket errors |")
     print("|---|---|---|---|---:|---|---:|---|---:|---|---|")
@@ -82,7 +82,7 @@ def main():
         def cell(field, invert=False):
             ratios = [row[field] / base[field] for row, base in zip(rows, bases) if base]
             each = " / ".join(f"{x:.3f}" for x in ratios)
-            return f"{statistics.mean(ratios):.3f} ({each})"
+            return f"{statistics.median(ratios):.3f} ({each})"
 
         what, alg_name, rules = describe(listener, alg)
         errors = sum(r["non2xx"] for r in rows), sum(r["socket"] for r in rows)

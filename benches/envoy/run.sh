@@ -11,7 +11,8 @@
 #   WARMUP=2s
 #   CONNECTIONS=16    wrk -t1 -cCONNECTIONS
 #   TOKENS=20000      distinct pre-minted tokens per algorithm for the fresh-token runs
-#   TASKGATE_REVS=HEAD  revisions of taskgate to build and measure side by side, each
+#   TASKGATE_REVS=HEAD  revisions of taskgate to build and measure side by side (for
+#                     instance "e38b0e0 HEAD": before and after the verified-token cache), each
 #                     exported with `git archive` (so others' uncommitted edits in the
 #                     shared checkout are not measured); `worktree` builds the checkout
 #                     as it is, with the usual `cargo build -p taskgate-proxy ...`
@@ -65,16 +66,23 @@ for rev in $revs; do
         cargo build -q -p taskgate-proxy --target wasm32-wasip1 --release
         cp "$repo/target/wasm32-wasip1/release/taskgate_proxy.wasm" "$work/wasm/$label.wasm"
     else
-        sha="$(git rev-parse --verify "$rev^{commit}")"
+        # Named by the last commit at REV that changed what the module is built from, so that
+        # commits elsewhere (this benchmark's own, say) do not force a rebuild.
+        sha="$(git log -1 --format=%H "$(git rev-parse --verify "$rev^{commit}")" \
+            -- plugin Cargo.toml Cargo.lock rust-toolchain.toml)"
         label="${sha:0:10}"
         if [[ ! -f "$work/wasm/$label.wasm" ]]; then
             log "building taskgate at $label ($(git log -1 --format=%s "$sha" | cut -c1-60))"
             src="$work/src/$label"
             rm -rf "$src" && mkdir -p "$src"
             git archive "$sha" | tar -x -C "$src"
-            CARGO_TARGET_DIR="$work/build" cargo build -q -p taskgate-proxy \
+            # A target directory per revision: `git archive` stamps files with the commit's
+            # time and cargo names path crates by their place in the workspace, so a shared
+            # one would take an older revision's build as up to date for a newer one.
+            CARGO_TARGET_DIR="$work/build/$label" cargo build -q -p taskgate-proxy \
                 --target wasm32-wasip1 --release --manifest-path "$src/Cargo.toml"
-            cp "$work/build/wasm32-wasip1/release/taskgate_proxy.wasm" "$work/wasm/$label.wasm"
+            cp "$work/build/$label/wasm32-wasip1/release/taskgate_proxy.wasm" \
+                "$work/wasm/$label.wasm"
         fi
     fi
     labels+=("$label")
@@ -87,10 +95,12 @@ done
 claims='{"iss":"https://issuer.bench.test","aud":"bench-api","sub":"workload-0999"}'
 other='{"iss":"https://issuer.bench.test","aud":"bench-api","sub":"workload-0998"}'
 log "minting $token_count distinct tokens per algorithm"
+declare -A key_file=([es]="$keys/ec.jwk.json" [ed]="$keys/ed.jwk.json")
 for alg in es ed; do
-    "$mint" "$keys/$alg.jwk.json" "$claims" 3600 "$token_count" > "$work/tokens/$alg-fresh.txt"
-    "$mint" "$keys/$alg.jwk.json" "$claims" 3600 1 > "$work/tokens/$alg-one.txt"
-    "$mint" "$keys/$alg.jwk.json" "$other" 3600 1 > "$work/tokens/$alg-other-subject.txt"
+    key="${key_file[$alg]}"
+    "$mint" "$key" "$claims" 3600 "$token_count" > "$work/tokens/$alg-fresh.txt"
+    "$mint" "$key" "$claims" 3600 1 > "$work/tokens/$alg-one.txt"
+    "$mint" "$key" "$other" 3600 1 > "$work/tokens/$alg-other-subject.txt"
 done
 token_es="$(cat "$work/tokens/es-one.txt")"
 # The same token with its signature's first character changed: well formed, wrongly signed.
