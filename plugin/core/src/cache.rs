@@ -6,8 +6,8 @@
 //! provider and the claims) and lives no longer than the token's `exp` (or a short default for
 //! tokens without one). Everything that depends on the request (rules, scopes, bindings, peer,
 //! age, time windows) still runs on every request. A cache belongs to one [`crate::Gate`]: used
-//! with another (a new configuration), it empties itself first, so a token is never served under
-//! a configuration that did not verify it. Only successes are kept; a refused token is checked
+//! with another (a new configuration), or once the gate's keys have changed, it empties itself
+//! first, so a token is never served under a configuration or a key set that did not verify it. Only successes are kept; a refused token is checked
 //! again each time.
 
 use std::collections::HashMap;
@@ -24,8 +24,8 @@ const TTL_WITHOUT_EXP: u64 = 60;
 pub struct TokenCache {
     entries: HashMap<(usize, String), Entry>,
     capacity: usize,
-    /// The gate whose verifications these are.
-    gate: u64,
+    /// The gate whose verifications these are, and its key generation.
+    gate: (u64, u64),
     hits: u64,
     misses: u64,
 }
@@ -48,14 +48,16 @@ impl TokenCache {
         Self {
             entries: HashMap::new(),
             capacity: capacity.max(1),
-            gate: 0,
+            gate: (0, 0),
             hits: 0,
             misses: 0,
         }
     }
 
-    /// Forgets everything when `gate` is not the gate the entries came from.
-    pub(crate) fn bind(&mut self, gate: u64) {
+    /// Forgets everything when `gate` is not the gate the entries came from, or its keys have
+    /// changed since (a key removed in a rotation must stop vouching for its tokens).
+    pub(crate) fn bind(&mut self, gate: u64, generation: u64) {
+        let gate = (gate, generation);
         if self.gate != gate {
             self.entries.clear();
             self.gate = gate;

@@ -10,14 +10,15 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::{
-    RawBinding, RawClaimCondition, RawConfig, RawDelegation, RawPath, RawPeerBinding, RawProvider,
-    RawRule, RawSubject, RawTimeWindow, RawTransaction,
+    RawBinding, RawClaimCondition, RawConfig, RawDelegation, RawJwksSource, RawPath,
+    RawPeerBinding, RawProvider, RawRemoteJwks, RawRule, RawSubject, RawTimeWindow, RawTransaction,
 };
 use crate::extract::{Location, Source};
 use crate::index::RuleIndex;
 use crate::json;
 use crate::jwks::{self, Alg};
-use crate::provider::{normalize_type, Provider};
+use crate::provider::{normalize_type, KeySlot, Provider};
+use crate::remote::{self, HttpUri, RemoteJwks};
 use crate::rule::{
     Binding, BindingSource, ClaimCondition, ClaimTest, Delegation, PathMatcher, PeerBinding, Route,
     Rule, Segment, SubjectMatcher, TimeWindow, Transaction,
@@ -29,6 +30,12 @@ const MAX_CONFIG_DEPTH: usize = 64;
 
 /// Largest token cap a configuration may set; Envoy's default header limit is 60 KiB.
 const MAX_TOKEN_BYTES_LIMIT: usize = 65536;
+
+/// Largest response cap a configuration may set for fetched keys.
+const MAX_RESPONSE_BYTES_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Longest fetch timeout: a request waiting on keys waits at most this long.
+const MAX_FETCH_TIMEOUT_MS: u64 = 60_000;
 
 /// One configuration error: where, and what is wrong there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +222,35 @@ impl Compiler {
                 "at least one algorithm is required",
             );
         }
-        let keys = self.keys(&format!("{at}.local_jwks"), raw, &algorithms);
+        let trust_domain = raw.trust_domain.as_ref().map(|domain| {
+            let valid = !domain.is_empty()
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+            if !valid {
+                self.error(
+                    format!("{at}.trust_domain"),
+                    format!("`{domain}` is not a SPIFFE trust domain name"),
+                );
+            }
+            domain.clone()
+        });
+        let spiffe = trust_domain.is_some();
+        let remote = raw
+            .remote_jwks
+            .as_ref()
+            .and_then(|r| self.remote(&format!("{at}.remote_jwks"), name, raw, r));
+        let keys = match &raw.local_jwks {
+            Some(source) => self.keys(&format!("{at}.local_jwks"), source, &algorithms, spiffe),
+            None if raw.remote_jwks.is_none() => {
+                self.error(
+                    at.as_str(),
+                    "one of `local_jwks` and `remote_jwks` is required",
+                );
+                jwks::KeySet::default()
+            }
+            None => jwks::KeySet::default(),
+        };
         let mut claim_to_headers = Vec::new();
         for (i, entry) in raw.claim_to_headers.iter().enumerate() {
             let header = self.header_name(
@@ -234,7 +269,9 @@ impl Compiler {
             name: name.to_owned(),
             issuer: raw.issuer.clone(),
             audiences: raw.audiences.clone(),
-            keys,
+            keys: KeySlot::new(keys),
+            remote,
+            trust_domain,
             algorithms,
             clock_skew_seconds: raw.clock_skew_seconds,
             require_expiration: raw.require_expiration,
@@ -250,8 +287,13 @@ impl Compiler {
         }
     }
 
-    fn keys(&mut self, at: &str, raw: &RawProvider, algorithms: &[Alg]) -> jwks::KeySet {
-        let source = &raw.local_jwks;
+    fn keys(
+        &mut self,
+        at: &str,
+        source: &RawJwksSource,
+        algorithms: &[Alg],
+        spiffe: bool,
+    ) -> jwks::KeySet {
         let document = match (&source.inline_string, &source.inline) {
             (Some(text), None) => match json::parse_value(text, MAX_CONFIG_DEPTH) {
                 Ok(value) => value,
@@ -269,7 +311,7 @@ impl Compiler {
                 return jwks::KeySet::default();
             }
         };
-        let (set, issues) = match jwks::parse(&document, algorithms) {
+        let (set, issues) = match jwks::parse_with(&document, algorithms, spiffe) {
             Ok(parsed) => parsed,
             Err(message) => {
                 self.error(at, message);
@@ -291,6 +333,102 @@ impl Compiler {
             self.error(at, "no usable key: every provider needs at least one");
         }
         set
+    }
+
+    fn remote(
+        &mut self,
+        at: &str,
+        name: &str,
+        provider: &RawProvider,
+        raw: &RawRemoteJwks,
+    ) -> Option<RemoteJwks> {
+        let source = match (&raw.http_uri, &raw.discovery) {
+            (Some(uri), None) => remote::Source::Jwks(self.http_uri(
+                &format!("{at}.http_uri"),
+                &uri.uri,
+                &uri.cluster,
+                &uri.timeout,
+            )?),
+            (None, Some(discovery)) => {
+                let uri = discovery.uri.clone().unwrap_or_else(|| {
+                    format!(
+                        "{}/.well-known/openid-configuration",
+                        provider.issuer.trim_end_matches('/')
+                    )
+                });
+                remote::Source::Discovery(self.http_uri(
+                    &format!("{at}.discovery"),
+                    &uri,
+                    &discovery.cluster,
+                    &discovery.timeout,
+                )?)
+            }
+            _ => {
+                self.error(at, "exactly one of `http_uri` and `discovery` is required");
+                return None;
+            }
+        };
+        let cache_duration_ms = self.duration(&format!("{at}.cache_duration"), &raw.cache_duration);
+        let kid_refetch_interval_ms = self.duration(
+            &format!("{at}.kid_refetch_interval"),
+            &raw.kid_refetch_interval,
+        );
+        let retry_interval_ms = self.duration(&format!("{at}.retry_interval"), &raw.retry_interval);
+        if raw.max_response_bytes == 0 || raw.max_response_bytes > MAX_RESPONSE_BYTES_LIMIT {
+            self.error(
+                format!("{at}.max_response_bytes"),
+                format!(
+                    "`{}` is outside 1..={MAX_RESPONSE_BYTES_LIMIT}",
+                    raw.max_response_bytes
+                ),
+            );
+        }
+        let identity = fingerprint(&format!("{name}\n{source:?}"));
+        Some(RemoteJwks {
+            source,
+            cache_duration_ms: cache_duration_ms?,
+            kid_refetch_interval_ms: kid_refetch_interval_ms?,
+            retry_interval_ms: retry_interval_ms?,
+            max_response_bytes: raw.max_response_bytes,
+            identity,
+        })
+    }
+
+    fn http_uri(&mut self, at: &str, uri: &str, cluster: &str, timeout: &str) -> Option<HttpUri> {
+        let split = remote::split_uri(uri).map_err(|why| self.error(format!("{at}.uri"), why));
+        if cluster.is_empty() {
+            self.error(format!("{at}.cluster"), "cluster cannot be empty");
+        }
+        let timeout_ms = self.duration(&format!("{at}.timeout"), timeout);
+        if timeout_ms.is_some_and(|ms| ms > MAX_FETCH_TIMEOUT_MS) {
+            self.error(
+                format!("{at}.timeout"),
+                format!("`{timeout}` is longer than `60s`"),
+            );
+        }
+        let (authority, path) = split.ok()?;
+        Some(HttpUri {
+            uri: uri.to_owned(),
+            authority,
+            path,
+            cluster: cluster.to_owned(),
+            timeout_ms: timeout_ms?,
+        })
+    }
+
+    /// A duration written like `"5s"` or `"1.5s"`, of one second or more.
+    fn duration(&mut self, at: &str, text: &str) -> Option<u64> {
+        match remote::parse_duration_ms(text) {
+            Some(ms) if ms >= 1000 => Some(ms),
+            Some(_) => {
+                self.error(at, format!("`{text}` is shorter than `1s`"));
+                None
+            }
+            None => {
+                self.error(at, format!("`{text}` is not a duration such as `5s`"));
+                None
+            }
+        }
     }
 
     fn sources(&mut self, name: &str, raw: &RawProvider) -> Vec<Source> {

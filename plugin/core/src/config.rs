@@ -48,8 +48,18 @@ pub struct RawProvider {
     /// Accepted `aud` values; a token must name at least one. Empty: `aud` is not checked.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// The issuer's public keys.
-    pub local_jwks: RawJwksSource,
+    /// The issuer's public keys, written into the configuration. With `remote_jwks` they are
+    /// bootstrap keys, used until the first fetch succeeds. Default: none.
+    #[serde(default)]
+    pub local_jwks: Option<RawJwksSource>,
+    /// Keys fetched from the issuer through the proxy, refreshed and rotated. Default: none.
+    #[serde(default)]
+    pub remote_jwks: Option<RawRemoteJwks>,
+    /// A SPIFFE trust domain (`example.org`): keys published for JWT-SVIDs (`use: jwt-svid`)
+    /// verify only tokens whose `sub` is a SPIFFE ID in it. Default: none, and such keys are
+    /// left out.
+    #[serde(default)]
+    pub trust_domain: Option<String>,
     /// Signature algorithms accepted from this issuer. Default [`default_algorithms`].
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
@@ -109,6 +119,85 @@ pub struct RawJwksSource {
     pub inline_string: Option<String>,
     #[serde(default)]
     pub inline: Option<Value>,
+}
+
+/// Keys fetched with `proxy_http_call` through an Envoy cluster, in the words of `jwt_authn`'s
+/// `remote_jwks`. Durations are written as Envoy writes them in JSON: `"5s"`, `"0.5s"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteJwks {
+    /// Where the JWKS is. Exactly one of `http_uri` and `discovery`.
+    #[serde(default)]
+    pub http_uri: Option<RawHttpUri>,
+    /// Where the OpenID Connect discovery document is; its `jwks_uri` is fetched through the same
+    /// cluster and its `issuer` must equal the provider's.
+    #[serde(default)]
+    pub discovery: Option<RawDiscovery>,
+    /// How long a fetched set is fresh; it is refreshed before then. Default
+    /// [`default_cache_duration`]. A failed refresh keeps the last good set in use.
+    #[serde(default = "default_cache_duration")]
+    pub cache_duration: String,
+    /// Shortest time between two fetches caused by a token naming an unknown `kid`, for the
+    /// whole proxy. Default [`default_kid_refetch_interval`].
+    #[serde(default = "default_kid_refetch_interval")]
+    pub kid_refetch_interval: String,
+    /// Time after a failed fetch before the next attempt. Default [`default_retry_interval`].
+    #[serde(default = "default_retry_interval")]
+    pub retry_interval: String,
+    /// Largest response body accepted, in bytes. Default [`default_max_response_bytes`].
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+}
+
+/// `600s`, as in `jwt_authn`.
+pub fn default_cache_duration() -> String {
+    "600s".to_owned()
+}
+
+/// `30s`: a rotation is picked up at once; a flood of made-up `kid`s costs one fetch a half-minute.
+pub fn default_kid_refetch_interval() -> String {
+    "30s".to_owned()
+}
+
+/// `15s`.
+pub fn default_retry_interval() -> String {
+    "15s".to_owned()
+}
+
+/// 256 KiB: far above any real key set, far below what could hurt a worker.
+pub fn default_max_response_bytes() -> usize {
+    262_144
+}
+
+/// An HTTP URI fetched through an Envoy cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpUri {
+    /// `https://host[:port]/path`: the `:authority` and `:path` of the request.
+    pub uri: String,
+    /// The Envoy cluster the request goes to.
+    pub cluster: String,
+    /// How long one fetch may take. Default [`default_fetch_timeout`].
+    #[serde(default = "default_fetch_timeout")]
+    pub timeout: String,
+}
+
+/// `5s`; also the longest a request waits for a fetch of keys.
+pub fn default_fetch_timeout() -> String {
+    "5s".to_owned()
+}
+
+/// OpenID Connect discovery.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscovery {
+    /// Default: the provider's `issuer` followed by `/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub uri: Option<String>,
+    pub cluster: String,
+    /// Default [`default_fetch_timeout`].
+    #[serde(default = "default_fetch_timeout")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Deserialize)]

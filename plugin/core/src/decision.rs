@@ -36,6 +36,15 @@ pub enum Reason {
     KidUnknown {
         provider: String,
     },
+    /// The provider has no keys yet: its remote keys were never fetched and it has no
+    /// bootstrap keys.
+    KeysUnavailable {
+        provider: String,
+    },
+    /// A token of a provider confined to a SPIFFE trust domain names a `sub` outside it.
+    TrustDomainMismatch {
+        provider: String,
+    },
     SignatureInvalid {
         provider: String,
     },
@@ -128,7 +137,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason code, for defining one counter each up front.
-    pub const CODES: [&'static str; 36] = [
+    pub const CODES: [&'static str; 38] = [
         "token_missing",
         "token_ambiguous",
         "token_malformed",
@@ -138,6 +147,8 @@ impl Reason {
         "crit_unsupported",
         "typ_not_allowed",
         "kid_unknown",
+        "keys_unavailable",
+        "trust_domain_mismatch",
         "signature_invalid",
         "claim_missing",
         "claim_invalid",
@@ -179,6 +190,8 @@ impl Reason {
             Self::CritUnsupported { .. } => "crit_unsupported",
             Self::TypNotAllowed { .. } => "typ_not_allowed",
             Self::KidUnknown { .. } => "kid_unknown",
+            Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::TrustDomainMismatch { .. } => "trust_domain_mismatch",
             Self::SignatureInvalid { .. } => "signature_invalid",
             Self::ClaimMissing { .. } => "claim_missing",
             Self::ClaimInvalid { .. } => "claim_invalid",
@@ -212,8 +225,12 @@ impl Reason {
     /// 401 when the request did not authenticate: no usable token, or a token that is not good
     /// for this connection or no longer fresh enough (a new token would fix it). 403 when it did
     /// authenticate and is still not allowed.
+    ///
+    /// 503 when the gate itself cannot judge the token (no keys yet): the token may be good, so
+    /// a client must not be told to discard it; it should retry.
     pub fn status(&self) -> u16 {
         match self {
+            Self::KeysUnavailable { .. } => 503,
             Self::NoRuleMatched
             | Self::ProviderNotAccepted { .. }
             | Self::SubjectNotAllowed { .. }
@@ -285,6 +302,14 @@ impl fmt::Display for Reason {
             Self::KidUnknown { provider } => write!(
                 f,
                 "no key of provider `{provider}` has the token's `kid` and `alg`"
+            ),
+            Self::KeysUnavailable { provider } => write!(
+                f,
+                "provider `{provider}` has no keys yet: they could not be fetched"
+            ),
+            Self::TrustDomainMismatch { provider } => write!(
+                f,
+                "token `sub` is not in the SPIFFE trust domain of provider `{provider}`"
             ),
             Self::SignatureInvalid { provider } => write!(
                 f,
@@ -420,6 +445,19 @@ pub struct Decision {
     pub subject: Option<String>,
     /// Its delegation chain: the current actor first, then earlier ones (`act.act.sub`, ...).
     pub actors: Vec<String>,
+    /// Set when the deny is `kid_unknown` or `keys_unavailable` for a provider whose keys are
+    /// fetched: a fetch might bring the key, so the host may fetch and decide again.
+    pub missing_key: Option<MissingKey>,
+}
+
+/// The key a token needed and no key set in use had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingKey {
+    /// Index of the provider in the plan.
+    pub provider: usize,
+    /// The token's `kid`; a key id is public, but it is still never logged (it is the token's
+    /// text, not the issuer's).
+    pub kid: Option<String>,
 }
 
 impl Decision {
@@ -430,6 +468,7 @@ impl Decision {
             provider: None,
             subject: None,
             actors: Vec::new(),
+            missing_key: None,
         }
     }
 

@@ -6,12 +6,14 @@
 //! allows; otherwise the first refusing rule's reason denies with 403, and a request that no rule
 //! covers is denied too.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cache::TokenCache;
 use crate::compile::{compile, Compiled, ConfigError, Plan};
-use crate::decision::{Decision, Reason, Verdict};
+use crate::decision::{Decision, MissingKey, Reason, Verdict};
 use crate::framing::frame;
+use crate::jwks::KeySet;
 use crate::provider::Verified;
 use crate::request::Request;
 use crate::rule::Context;
@@ -22,6 +24,8 @@ pub struct Gate {
     plan: Plan,
     /// Tells caches which gate verified their entries.
     id: u64,
+    /// Counts key set replacements, so that caches drop what older keys verified.
+    generation: Cell<u64>,
 }
 
 /// Gate identities, unique within the process (a VM, in a proxy).
@@ -38,11 +42,35 @@ impl Gate {
     pub fn new(config: &str) -> Result<(Self, Vec<ConfigError>), Vec<ConfigError>> {
         let Compiled { plan, warnings } = compile(config)?;
         let id = NEXT_GATE_ID.fetch_add(1, Ordering::Relaxed);
-        Ok((Self { plan, id }, warnings))
+        let generation = Cell::new(0);
+        Ok((
+            Self {
+                plan,
+                id,
+                generation,
+            },
+            warnings,
+        ))
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Puts `keys` in use for provider `provider` (an index in the plan). Tokens verified with
+    /// the keys they replace are no longer served from any cache.
+    pub fn install_keys(&self, provider: usize, keys: KeySet) -> bool {
+        let Some(provider) = self.plan.providers.get(provider) else {
+            return false;
+        };
+        provider.keys.replace(keys);
+        self.generation.set(self.generation.get().wrapping_add(1));
+        true
+    }
+
+    /// How many times keys were replaced.
+    pub fn key_generation(&self) -> u64 {
+        self.generation.get()
     }
 
     /// Decides `request` at `now` (Unix seconds), verifying every token from scratch.
@@ -58,7 +86,7 @@ impl Gate {
         now: u64,
         cache: &mut TokenCache,
     ) -> Decision {
-        cache.bind(self.id);
+        cache.bind(self.id, self.generation.get());
         self.decide_inner(request, now, Some(cache))
     }
 
@@ -82,7 +110,11 @@ impl Gate {
                 Some(token) => token,
                 None => match self.verify(item, now) {
                     Ok(token) => token,
-                    Err(reason) => return Decision::deny(reason),
+                    Err((reason, missing_key)) => {
+                        let mut decision = Decision::deny(reason);
+                        decision.missing_key = missing_key;
+                        return decision;
+                    }
                 },
             };
             if let Some(cache) = cache.as_deref_mut() {
@@ -142,22 +174,45 @@ impl Gate {
         Ok(found)
     }
 
-    fn verify(&self, found: &Found<'_>, now: u64) -> Result<Verified, Reason> {
-        let framed =
-            frame(found.token, self.plan.max_token_bytes).map_err(Reason::TokenMalformed)?;
+    fn verify(
+        &self,
+        found: &Found<'_>,
+        now: u64,
+    ) -> Result<Verified, (Reason, Option<MissingKey>)> {
+        let framed = frame(found.token, self.plan.max_token_bytes)
+            .map_err(|why| (Reason::TokenMalformed(why), None))?;
         let issuer = framed.claims.get("iss").and_then(|iss| iss.as_str());
         let location = self
             .plan
             .locations
             .get(found.location)
-            .ok_or(Reason::IssuerUnknown)?;
+            .ok_or((Reason::IssuerUnknown, None))?;
         let (index, provider) = location
             .providers
             .iter()
             .filter_map(|&index| self.plan.providers.get(index).map(|p| (index, p)))
             .find(|(_, provider)| Some(provider.issuer.as_str()) == issuer)
-            .ok_or(Reason::IssuerUnknown)?;
-        provider.verify(index, framed, now)
+            .ok_or((Reason::IssuerUnknown, None))?;
+        // Only a provider whose keys are fetched can be helped by another look for the key.
+        let kid = provider.remote.as_ref().map(|_| {
+            framed
+                .header
+                .get("kid")
+                .and_then(|kid| kid.as_str())
+                .map(str::to_owned)
+        });
+        provider.verify(index, framed, now).map_err(|reason| {
+            let missing = match (&reason, kid) {
+                (Reason::KidUnknown { .. } | Reason::KeysUnavailable { .. }, Some(kid)) => {
+                    Some(MissingKey {
+                        provider: index,
+                        kid,
+                    })
+                }
+                _ => None,
+            };
+            (reason, missing)
+        })
     }
 
     fn describe(&self, decision: &mut Decision, token: &Verified) {
@@ -216,6 +271,7 @@ impl Gate {
             provider: None,
             subject: None,
             actors: Vec::new(),
+            missing_key: None,
         };
         self.describe(&mut decision, token);
         decision

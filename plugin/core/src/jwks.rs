@@ -56,6 +56,8 @@ enum Material {
 pub struct Key {
     pub kid: Option<String>,
     pub alg: Alg,
+    /// Published for JWT-SVIDs (`use: jwt-svid`) in a SPIFFE bundle.
+    pub spiffe: bool,
     material: Material,
 }
 
@@ -64,6 +66,7 @@ impl fmt::Debug for Key {
         f.debug_struct("Key")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("spiffe", &self.spiffe)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +131,15 @@ pub struct KeyIssue {
 
 /// Parses a JWKS document, keeping the keys usable with `accepted` algorithms.
 pub fn parse(jwks: &Value, accepted: &[Alg]) -> Result<(KeySet, Vec<KeyIssue>), String> {
+    parse_with(jwks, accepted, false)
+}
+
+/// Like [`parse`]; with `spiffe`, keys of a SPIFFE bundle (`use: jwt-svid`) are kept too.
+pub fn parse_with(
+    jwks: &Value,
+    accepted: &[Alg],
+    spiffe: bool,
+) -> Result<(KeySet, Vec<KeyIssue>), String> {
     let keys = jwks
         .get("keys")
         .and_then(Value::as_array)
@@ -135,7 +147,7 @@ pub fn parse(jwks: &Value, accepted: &[Alg]) -> Result<(KeySet, Vec<KeyIssue>), 
     let mut set = KeySet::default();
     let mut issues = Vec::new();
     for (index, entry) in keys.iter().enumerate() {
-        match parse_key(entry, accepted) {
+        match parse_key(entry, accepted, spiffe) {
             Ok(key) => set.keys.push(key),
             Err((message, fatal)) => issues.push(KeyIssue {
                 index,
@@ -153,16 +165,21 @@ fn skip(message: String) -> KeyError {
     (message, false)
 }
 
-fn parse_key(entry: &Value, accepted: &[Alg]) -> Result<Key, KeyError> {
+fn parse_key(entry: &Value, accepted: &[Alg], spiffe: bool) -> Result<Key, KeyError> {
     let Some(fields) = entry.as_object() else {
         return Err(skip("key is not a JSON object".to_owned()));
     };
     let text = |name: &str| fields.get(name).and_then(Value::as_str);
-    if let Some(usage) = text("use") {
-        if usage != "sig" {
-            return Err(skip(format!("key `use` is `{usage}`, not `sig`")));
+    let svid = match text("use") {
+        None | Some("sig") => false,
+        Some("jwt-svid") if spiffe => true,
+        Some("jwt-svid") => {
+            return Err(skip(
+                "key `use` is `jwt-svid`, which needs the provider's `trust_domain`".to_owned(),
+            ))
         }
-    }
+        Some(usage) => return Err(skip(format!("key `use` is `{usage}`, not `sig`"))),
+    };
     let kty = text("kty").unwrap_or_default();
     let alg = key_alg(fields, kty)?;
     if !accepted.contains(&alg) {
@@ -195,6 +212,7 @@ fn parse_key(entry: &Value, accepted: &[Alg]) -> Result<Key, KeyError> {
     Ok(Key {
         kid: text("kid").map(str::to_owned),
         alg,
+        spiffe: svid,
         material,
     })
 }

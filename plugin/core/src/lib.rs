@@ -21,6 +21,7 @@ pub mod index;
 pub mod json;
 pub mod jwks;
 pub mod provider;
+pub mod remote;
 pub mod request;
 pub mod rule;
 pub mod subject;

@@ -7,6 +7,7 @@
 //! `aud`, `sub`). Claims are judged only once the signature holds, so nothing a forger writes is
 //! acted upon. A token that passes is [`Verified`], which no other module can construct.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::{Map, Value};
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::decision::Reason;
 use crate::framing::Framed;
 use crate::jwks::{Alg, KeySet};
+use crate::remote::RemoteJwks;
 
 /// A compiled provider.
 #[derive(Debug)]
@@ -21,7 +23,11 @@ pub struct Provider {
     pub name: String,
     pub issuer: String,
     pub audiences: Vec<String>,
-    pub keys: KeySet,
+    pub keys: KeySlot,
+    /// Where fresh keys are fetched from, when they are.
+    pub remote: Option<RemoteJwks>,
+    /// Tokens must have a `sub` in this SPIFFE trust domain.
+    pub trust_domain: Option<String>,
     pub algorithms: Vec<Alg>,
     pub clock_skew_seconds: u64,
     pub require_expiration: bool,
@@ -32,6 +38,29 @@ pub struct Provider {
     /// `(header, claim)` pairs.
     pub claim_to_headers: Vec<(String, String)>,
     pub required_claims: Vec<String>,
+}
+
+/// The key set a provider verifies with now. Remote keys replace it while the plan stays the
+/// same; a verification holds its own reference, so a replacement never changes a set in use.
+#[derive(Debug, Default)]
+pub struct KeySlot {
+    set: RefCell<Rc<KeySet>>,
+}
+
+impl KeySlot {
+    pub fn new(set: KeySet) -> Self {
+        Self {
+            set: RefCell::new(Rc::new(set)),
+        }
+    }
+
+    pub fn current(&self) -> Rc<KeySet> {
+        Rc::clone(&self.set.borrow())
+    }
+
+    pub fn replace(&self, set: KeySet) {
+        *self.set.borrow_mut() = Rc::new(set);
+    }
 }
 
 /// A token whose signature, issuer, times and audience have been checked.
@@ -103,6 +132,14 @@ impl Provider {
         if framed.claims.get("sub").is_some_and(|sub| !sub.is_string()) {
             return Err(self.claim_invalid("sub"));
         }
+        if let Some(domain) = &self.trust_domain {
+            let sub = framed.claims.get("sub").and_then(Value::as_str);
+            if !sub.is_some_and(|sub| in_trust_domain(sub, domain)) {
+                return Err(Reason::TrustDomainMismatch {
+                    provider: self.name.clone(),
+                });
+            }
+        }
         if let Some(claim) = self
             .required_claims
             .iter()
@@ -166,7 +203,13 @@ impl Provider {
                 })
             }
         };
-        let mut candidates = self.keys.candidates(kid, alg).peekable();
+        let keys = self.keys.current();
+        if keys.keys.is_empty() {
+            return Err(Reason::KeysUnavailable {
+                provider: self.name.clone(),
+            });
+        }
+        let mut candidates = keys.candidates(kid, alg).peekable();
         if candidates.peek().is_none() {
             return Err(Reason::KidUnknown {
                 provider: self.name.clone(),
@@ -286,6 +329,14 @@ fn check_actor_claims(claims: &Map<String, Value>) -> Result<(), &'static str> {
         act = fields.get("act");
     }
     Ok(())
+}
+
+/// `spiffe://<domain>/<path>`: the trust domain compared exactly, with a non-empty path.
+fn in_trust_domain(sub: &str, domain: &str) -> bool {
+    sub.strip_prefix("spiffe://")
+        .and_then(|rest| rest.strip_prefix(domain))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|path| !path.is_empty())
 }
 
 /// `application/at+JWT` and `at+jwt` name the same type (RFC 7515, section 4.1.9).

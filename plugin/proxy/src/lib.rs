@@ -5,15 +5,22 @@
 //! the host's clock in, header edits or a local deny response out, plus counters and log lines.
 //! Host calls go through `proxy_wasm::hostcalls` so that each status is handled here instead of
 //! unwrapped by the SDK's trait defaults.
+//!
+//! Remote keys ([`keys`]) add one path: a token naming a key a fetch might bring pauses its
+//! stream; when the fetch ends (or its timeout passes), the root acts for the paused stream
+//! (`set_effective_context`), decides it again and resumes or answers it.
+
+mod keys;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use taskgate::{Decision, Gate, Peer, Request, TokenCache, Verdict};
+
+use crate::keys::{Keys, Step, Waiter};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Debug);
@@ -67,20 +74,47 @@ fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
+/// What the root and every stream of a worker VM share.
+#[derive(Clone, Default)]
+struct Worker {
+    counters: Rc<Counters>,
+    /// One per worker VM, shared by its streams; it empties itself when a new gate uses it or
+    /// the gate's keys change.
+    cache: Rc<RefCell<TokenCache>>,
+    keys: Rc<RefCell<Keys>>,
+}
+
 #[derive(Default)]
 struct Root {
     gate: Option<Rc<Gate>>,
-    counters: Rc<Counters>,
-    /// One per worker VM, shared by its streams; it empties itself when a new gate uses it.
-    cache: Rc<RefCell<TokenCache>>,
+    worker: Worker,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body: usize,
+        _trailers: usize,
+    ) {
+        self.worker.on_call_response(token, body);
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        self.counters = Rc::new(Counters::define());
+        self.worker.counters = Rc::new(Counters::define());
         true
+    }
+
+    fn on_tick(&mut self) {
+        let now = keys::now_ms();
+        let released = match self.worker.keys.try_borrow_mut() {
+            Ok(mut keys) => keys.on_tick(now),
+            Err(_) => Vec::new(),
+        };
+        self.worker.release(released, now);
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -117,7 +151,22 @@ impl RootContext for Root {
                         plan.rules.len()
                     ),
                 );
-                self.gate = Some(Rc::new(gate));
+                let gate = Rc::new(gate);
+                let now = keys::now_ms();
+                let released = match self.worker.keys.try_borrow_mut() {
+                    Ok(mut keys) => {
+                        let released = keys.configure(&gate, now);
+                        if keys.has_sources() {
+                            if let Err(status) = hostcalls::set_tick_period(keys::TICK) {
+                                log(LogLevel::Error, &format!("taskgate: cannot set the timer that refreshes keys: host status {status:?}"));
+                            }
+                        }
+                        released
+                    }
+                    Err(_) => Vec::new(),
+                };
+                self.worker.release(released, now);
+                self.gate = Some(gate);
                 true
             }
             Err(errors) => {
@@ -134,11 +183,11 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Filter {
+            context_id,
             gate: self.gate.clone(),
-            counters: Rc::clone(&self.counters),
-            cache: Rc::clone(&self.cache),
+            worker: self.worker.clone(),
         }))
     }
 
@@ -148,19 +197,51 @@ impl RootContext for Root {
 }
 
 struct Filter {
+    context_id: u32,
     gate: Option<Rc<Gate>>,
-    counters: Rc<Counters>,
-    cache: Rc<RefCell<TokenCache>>,
+    worker: Worker,
 }
 
-impl Context for Filter {}
+impl Context for Filter {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body: usize,
+        _trailers: usize,
+    ) {
+        // A fetch of keys this stream started; its answer serves every stream waiting on it.
+        self.worker.on_call_response(token, body);
+    }
+}
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(gate) = self.gate.clone() else {
-            increment(self.counters.unconfigured);
+            increment(self.worker.counters.unconfigured);
             return deny_raw(503, "not_configured", "taskgate has no valid configuration");
         };
+        match self.worker.judge(&gate, Some(self.context_id)) {
+            Judged::Paused => Action::Pause,
+            Judged::Failed => deny_raw(503, "host_error", "taskgate could not read the request"),
+            Judged::Decided(decision) => self.worker.act(*decision),
+        }
+    }
+}
+
+/// The outcome of deciding the stream in the effective context.
+enum Judged {
+    Decided(Box<Decision>),
+    /// Waiting for keys.
+    Paused,
+    /// The host could not hand over the request.
+    Failed,
+}
+
+impl Worker {
+    /// Decides the request of the effective context. With `fetch` (the stream's context id), a
+    /// token naming a key a fetch might bring may pause the stream instead.
+    fn judge(&self, gate: &Rc<Gate>, fetch: Option<u32>) -> Judged {
         // Header values are bytes on the wire; the SDK's string accessor panics on one that is
         // not UTF-8, so they are read as bytes and decoded lossily (a token never survives that).
         let headers: Vec<(String, String)> =
@@ -174,7 +255,7 @@ impl HttpContext for Filter {
                         LogLevel::Error,
                         &format!("taskgate: cannot read request headers: host status {status:?}"),
                     );
-                    return deny_raw(503, "host_error", "taskgate could not read the request");
+                    return Judged::Failed;
                 }
             };
         let pseudo = |name: &str| {
@@ -202,15 +283,32 @@ impl HttpContext for Filter {
                 certificate_sha256: digest.as_deref(),
             },
         };
-        let now = hostcalls::get_current_time()
-            .ok()
-            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |elapsed| elapsed.as_secs());
+        let now_ms = keys::now_ms();
+        let mut decision = self.decide(gate, &request, now_ms / 1000);
+        if let (Some(missing), Some(context_id)) = (&decision.missing_key, fetch) {
+            let step = match self.keys.try_borrow_mut() {
+                Ok(mut keys) => keys.on_missing(gate, missing, now_ms, context_id),
+                Err(_) => Step::Refuse,
+            };
+            match step {
+                Step::Wait => return Judged::Paused,
+                Step::Retry => decision = self.decide(gate, &request, now_ms / 1000),
+                Step::Refuse => {}
+            }
+        }
+        Judged::Decided(Box::new(decision))
+    }
+
+    fn decide(&self, gate: &Gate, request: &Request<'_>, now: u64) -> Decision {
         // Streams of one VM run one at a time, so the borrow is never contended.
-        let decision = match self.cache.try_borrow_mut() {
-            Ok(mut cache) => gate.decide_cached(&request, now, &mut cache),
-            Err(_) => gate.decide(&request, now),
-        };
+        match self.cache.try_borrow_mut() {
+            Ok(mut cache) => gate.decide_cached(request, now, &mut cache),
+            Err(_) => gate.decide(request, now),
+        }
+    }
+
+    /// Counts, logs and applies a decision to the stream of the effective context.
+    fn act(&self, decision: Decision) -> Action {
         self.counters.count(&decision);
         log(
             LogLevel::Debug,
@@ -237,6 +335,45 @@ impl HttpContext for Filter {
                     headers.push(("www-authenticate", challenge));
                 }
                 send(reason.status(), headers, &reason.body())
+            }
+        }
+    }
+
+    fn on_call_response(&self, token: u32, body: usize) {
+        let now = keys::now_ms();
+        let released = match self.keys.try_borrow_mut() {
+            Ok(mut keys) => keys.on_response(token, body, now),
+            Err(_) => None,
+        };
+        self.release(released.unwrap_or_default(), now);
+    }
+
+    /// Decides each paused stream with the keys there are now, and resumes or answers it.
+    fn release(&self, waiters: Vec<Waiter>, now: u64) {
+        for waiter in waiters {
+            if hostcalls::set_effective_context(waiter.context_id).is_err() {
+                // The stream is gone: its client left while it waited.
+                continue;
+            }
+            let decision = match self.judge(&waiter.gate, None) {
+                Judged::Decided(decision) => *decision,
+                Judged::Paused | Judged::Failed => {
+                    deny_raw(503, "host_error", "taskgate could not read the request");
+                    continue;
+                }
+            };
+            if let (Some(missing), Ok(mut keys)) =
+                (&decision.missing_key, self.keys.try_borrow_mut())
+            {
+                keys.remember_absent(missing, now);
+            }
+            if self.act(decision) == Action::Continue {
+                if let Err(status) = hostcalls::resume_http_request() {
+                    log(
+                        LogLevel::Error,
+                        &format!("taskgate: cannot resume a request: host status {status:?}"),
+                    );
+                }
             }
         }
     }
