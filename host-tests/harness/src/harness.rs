@@ -258,8 +258,16 @@ impl Harness {
         &self.env().metrics
     }
 
-    pub fn shared_data(&self) -> &SharedData {
-        &self.env().shared_data
+    /// A copy of the shared data as it stands.
+    pub fn shared_data(&self) -> SharedData {
+        self.env().shared_data.snapshot()
+    }
+
+    /// Gives this harness the shared data of `other`, as two worker VMs of one proxy share
+    /// theirs: what one instance stores, the other reads, with the same compare-and-swap.
+    pub fn share_data_with(&mut self, other: &Harness) {
+        let store = other.env().shared_data.clone();
+        self.env_mut().shared_data = store;
     }
 
     /// The scripted upstreams answering `proxy_http_call`.

@@ -2,7 +2,9 @@
 //! sees in Envoy. They live outside any one instance, so a reload with a new configuration
 //! keeps what the old instance stored, as Envoy keeps it across plugin updates.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 use crate::abi::Status;
 
@@ -33,6 +35,29 @@ impl SharedData {
         self.next_cas = self.next_cas.wrapping_add(1).max(1);
         self.entries.insert(key.to_string(), (value, self.next_cas));
         Status::Ok
+    }
+}
+
+/// The shared data one host holds, which other hosts may be given too: harnesses that hold
+/// the same store act as the worker VMs of one proxy, each running its own instance.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStore(Rc<RefCell<SharedData>>);
+
+impl SharedStore {
+    pub fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.0
+            .borrow()
+            .get(key)
+            .map(|(value, cas)| (value.to_vec(), cas))
+    }
+
+    pub fn set(&self, key: &str, value: Vec<u8>, cas: u32) -> Status {
+        self.0.borrow_mut().set(key, value, cas)
+    }
+
+    /// A copy of the data as it stands.
+    pub fn snapshot(&self) -> SharedData {
+        self.0.borrow().clone()
     }
 }
 

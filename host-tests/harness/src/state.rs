@@ -14,13 +14,13 @@ use crate::exchange::{LocalResponse, Request};
 use crate::headers::HeaderMap;
 use crate::logs::LogBook;
 use crate::metrics::Metrics;
-use crate::shared::{SharedData, SharedQueues};
+use crate::shared::{SharedQueues, SharedStore};
 
 /// What survives a reload of the module.
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub clock: Clock,
-    pub shared_data: SharedData,
+    pub shared_data: SharedStore,
     pub queues: SharedQueues,
     pub metrics: Metrics,
     pub logs: LogBook,
@@ -46,7 +46,7 @@ impl Default for Environment {
         default_properties.insert("connection.mtls".into(), "false".into());
         Self {
             clock: Clock::default(),
-            shared_data: SharedData::default(),
+            shared_data: SharedStore::default(),
             queues: SharedQueues::default(),
             metrics: Metrics::default(),
             logs: LogBook::default(),

@@ -1,10 +1,12 @@
 //! The rule index: which rules could cover a path, found without looking at the others.
 //!
-//! Rules sit in a tree keyed by their leading literal path segments (`/tickets/{ticket}` under
-//! `tickets`, `/payments` under `payments`, a prefix `/api/v1/` under `api`/`v1`). A request
-//! walks the tree along its own segments and collects the rules met on the way, so the work
-//! grows with the depth of the path, not with the number of rules. Candidates keep their
-//! configuration order, since the first rule that allows decides; each is still matched in full.
+//! Rules sit in a tree keyed by their path segments: `/tickets/{ticket}/comments` under
+//! `tickets`, any segment, `comments`; `/payments` under `payments`; a prefix `/api/v1/` under
+//! `api`, `v1` (a prefix that ends inside a segment stops before it). A request walks the tree
+//! along its own segments, taking both the literal branch and the any-segment branch at each
+//! step, and collects the rules met on the way, so the work grows with the depth of the path, not
+//! with the number of rules. Candidates keep their configuration order, since the first rule that
+//! allows decides; each is still matched in full.
 
 use std::collections::HashMap;
 
@@ -17,9 +19,21 @@ pub struct RuleIndex {
 
 #[derive(Debug, Default)]
 struct Node {
-    /// Rules whose literal path ends at this node, in configuration order.
+    /// Exact and template rules whose path ends at this node: candidates only for a request
+    /// path that ends here too.
     rules: Vec<usize>,
+    /// Prefix rules whose whole segments end at this node: candidates for every path below.
+    prefix_rules: Vec<usize>,
     children: HashMap<String, Node>,
+    /// The branch for a template parameter: any one non-empty segment.
+    any: Option<Box<Node>>,
+}
+
+/// One step of a rule's indexed path.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Literal(String),
+    Any,
 }
 
 impl RuleIndex {
@@ -31,57 +45,75 @@ impl RuleIndex {
         let mut index = Self::default();
         for (position, path) in paths.into_iter().enumerate() {
             let mut node = &mut index.root;
-            for segment in literal_segments(path) {
-                node = node.children.entry(segment).or_default();
+            for step in steps(path) {
+                node = match step {
+                    Step::Literal(segment) => node.children.entry(segment).or_default(),
+                    Step::Any => node.any.get_or_insert_with(Box::default),
+                };
             }
-            node.rules.push(position);
+            match path {
+                PathMatcher::Prefix(_) => node.prefix_rules.push(position),
+                PathMatcher::Exact(_) | PathMatcher::Template(_) => node.rules.push(position),
+            }
         }
         index
     }
 
     /// Positions of the rules that may cover `path` (without query), in ascending order.
     pub fn candidates(&self, path: &str) -> Vec<usize> {
-        let mut found: Vec<usize> = self.root.rules.clone();
-        let mut node = &self.root;
-        for segment in path.trim_start_matches('/').split('/') {
-            let Some(child) = node.children.get(segment) else {
-                break;
-            };
-            found.extend_from_slice(&child.rules);
-            node = child;
-        }
+        // Empty segments are skipped on both sides; that can only add candidates, which the full
+        // match then refuses, never drop one.
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut found = Vec::new();
+        collect(&self.root, &segments, &mut found);
         found.sort_unstable();
+        found.dedup();
         found
     }
 }
 
-/// The path segments every path the matcher covers must start with.
-fn literal_segments(path: &PathMatcher) -> Vec<String> {
+/// Gathers the prefix rules met along `rest` from `node`, and the rules where it ends.
+fn collect(node: &Node, rest: &[&str], found: &mut Vec<usize>) {
+    found.extend_from_slice(&node.prefix_rules);
+    let Some((segment, rest)) = rest.split_first() else {
+        found.extend_from_slice(&node.rules);
+        return;
+    };
+    if let Some(child) = node.children.get(*segment) {
+        collect(child, rest, found);
+    }
+    if let Some(any) = &node.any {
+        collect(any, rest, found);
+    }
+}
+
+/// The steps every path the matcher covers must start with.
+fn steps(path: &PathMatcher) -> Vec<Step> {
     match path {
         PathMatcher::Exact(exact) => split(exact),
         PathMatcher::Prefix(prefix) => {
-            let mut segments = split(prefix);
+            let mut steps = split(prefix);
             // `/pay` also covers `/payments`: only segments followed by a `/` are whole.
             if !prefix.ends_with('/') {
-                segments.pop();
+                steps.pop();
             }
-            segments
+            steps
         }
         PathMatcher::Template(template) => template
             .iter()
-            .map_while(|segment| match segment {
-                Segment::Literal(literal) => Some(literal.clone()),
-                Segment::Param(_) => None,
+            .map(|segment| match segment {
+                Segment::Literal(literal) => Step::Literal(literal.clone()),
+                Segment::Param(_) => Step::Any,
             })
             .collect(),
     }
 }
 
-fn split(path: &str) -> Vec<String> {
+fn split(path: &str) -> Vec<Step> {
     path.trim_start_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+        .map(|s| Step::Literal(s.to_owned()))
         .collect()
 }
 
@@ -124,10 +156,22 @@ mod tests {
             "/{tenant}/reports",
             "prefix:/tickets/",
             "/tickets/{ticket}/comments",
+            "/",
         ]);
-        assert_eq!(index.candidates("/tickets/T-1"), [0, 1, 3, 4, 5, 6]);
-        assert_eq!(index.candidates("/payments"), [0, 2, 3, 4]);
+        assert_eq!(index.candidates("/"), [0, 3, 7]);
+        assert_eq!(index.candidates("/tickets/T-1"), [0, 1, 3, 5]);
+        assert_eq!(index.candidates("/tickets/T-1/comments"), [0, 3, 5, 6]);
+        assert_eq!(index.candidates("/payments"), [0, 2, 3]);
         assert_eq!(index.candidates("/acme/reports"), [0, 3, 4]);
+    }
+
+    #[test]
+    fn rules_behind_a_shared_parameter_are_still_told_apart() {
+        let paths: Vec<String> = (0..1000).map(|i| format!("/api/{{tenant}}/svc{i}")).collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let index = index(&refs);
+        assert_eq!(index.candidates("/api/acme/svc999"), [999]);
+        assert!(index.candidates("/api/acme/other").is_empty());
     }
 
     #[test]

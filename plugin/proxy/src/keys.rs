@@ -354,9 +354,11 @@ impl Keys {
         let gate = self.gate.clone().ok_or(None)?;
         let source = self.sources.get_mut(index).ok_or(None)?;
         let text = String::from_utf8(body.to_vec()).map_err(|_| Some(FetchError::NotJson))?;
-        let hint = install(&gate, source, &text, now, now).map_err(Some)?;
+        // Strictly later than the set in use, so that every worker sees a new set as new.
+        let stamp = now.max(source.installed_at.saturating_add(1));
+        let hint = install(&gate, source, &text, stamp, now).map_err(Some)?;
         let shared = SharedSet {
-            fetched_at: now,
+            fetched_at: stamp,
             jwks: text,
         };
         if hostcalls::set_shared_data(&source.set_key(), Some(&shared.encode()), None).is_err() {

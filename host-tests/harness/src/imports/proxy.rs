@@ -594,13 +594,7 @@ fn get_shared_data(
     ret_cas: u32,
 ) -> Outcome {
     let key = read_string(c, key, key_len)?;
-    let (value, cas) = c
-        .data()
-        .env
-        .shared_data
-        .get(&key)
-        .map(|(value, cas)| (value.to_vec(), cas))
-        .ok_or(Status::NotFound)?;
+    let (value, cas) = c.data().env.shared_data.get(&key).ok_or(Status::NotFound)?;
     give(c, &value, ret_ptr, ret_size)?;
     write_u32(c, ret_cas, cas)?;
     Ok(Status::Ok)
@@ -616,7 +610,7 @@ fn set_shared_data(
 ) -> Outcome {
     let key = read_string(c, key, key_len)?;
     let value = read(c, value, value_len)?;
-    Ok(c.data_mut().env.shared_data.set(&key, value, cas))
+    Ok(c.data().env.shared_data.set(&key, value, cas))
 }
 
 fn register_queue(c: Guest<'_, '_>, name: u32, name_len: u32, ret_id: u32) -> Outcome {
