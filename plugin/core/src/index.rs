@@ -167,7 +167,9 @@ mod tests {
 
     #[test]
     fn rules_behind_a_shared_parameter_are_still_told_apart() {
-        let paths: Vec<String> = (0..1000).map(|i| format!("/api/{{tenant}}/svc{i}")).collect();
+        let paths: Vec<String> = (0..1000)
+            .map(|i| format!("/api/{{tenant}}/svc{i}"))
+            .collect();
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         let index = index(&refs);
         assert_eq!(index.candidates("/api/acme/svc999"), [999]);

@@ -24,6 +24,22 @@ pub struct Peer<'r> {
 }
 
 impl<'r> Request<'r> {
+    /// A request on a connection without a peer certificate.
+    pub fn new(
+        method: &'r str,
+        authority: &'r str,
+        path: &'r str,
+        headers: &'r [(String, String)],
+    ) -> Self {
+        Self {
+            method,
+            authority,
+            path,
+            headers,
+            peer: Peer::default(),
+        }
+    }
+
     /// Every value of header `name` (lower case), in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'r str> + 'a {
         self.headers
