@@ -114,7 +114,7 @@ fn suites(c: &mut Criterion) {
                 continue;
             }
         };
-        let prepared = match case.prepare(&suite.keys, suite.now) {
+        let prepared = match case.prepare_with(&suite.keys, suite.pki.as_ref(), suite.now) {
             Ok(prepared) => prepared,
             Err(error) => {
                 eprintln!("suite/{}: {error}; not measured", suite.name);

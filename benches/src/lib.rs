@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use taskgate::{Gate, Peer, Request};
+use taskgate::{Gate, Request};
 use taskgate_scenario::{KeyRing, MintSpec};
 
 /// The clock every benchmark decides at (Unix seconds): the hostile-tokens suite's `now`.
@@ -148,21 +148,14 @@ pub fn bearer(token: &str) -> Vec<(String, String)> {
     vec![("authorization".to_owned(), format!("Bearer {token}"))]
 }
 
-/// A request over a connection without a client certificate. The one place the benchmarks
-/// build the library's request, so that a field added to it changes one function.
+/// A request over a connection without a client certificate.
 pub fn request<'r>(
     method: &'r str,
     authority: &'r str,
     path: &'r str,
     headers: &'r [(String, String)],
 ) -> Request<'r> {
-    Request {
-        method,
-        authority,
-        path,
-        headers,
-        peer: Peer::default(),
-    }
+    Request::new(method, authority, path, headers)
 }
 
 /// Compiles `config`, refusing one with errors.
