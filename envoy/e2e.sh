@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for the end-to-end check: install Envoy, build the module,
-# check that the module accepts the example bootstrap, and replay every
-# example suite in Envoy. Extra arguments go to the runner's
-# `test` subcommand (e.g. `--suite k8s-payments`).
+# check that the module accepts the example bootstrap, check remote keys
+# against a local JWKS server, and replay every example suite in Envoy.
+# Extra arguments go to the runner's `test` subcommand (e.g. `--suite
+# k8s-payments`).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,5 +19,7 @@ wasm="$target/wasm32-wasip1/release/taskgate_proxy.wasm"
 # `N passed, N failed` line stays the last line of the output.
 status=0
 "$target/debug/taskgate-envoy" validate --wasm "$wasm" || status=1
+# Remote keys against a JWKS server on 127.0.0.1 that the run controls.
+"$target/debug/taskgate-envoy" jwks --wasm "$wasm" || status=1
 "$target/debug/taskgate-envoy" test --wasm "$wasm" "$@" || status=1
 exit "$status"

@@ -10,6 +10,7 @@ mod bootstrap;
 mod client;
 mod envoy;
 mod host;
+mod jwks;
 mod report;
 mod upstream;
 mod validate;
@@ -49,6 +50,21 @@ enum Action {
     Smoke(EnvoyArgs),
     /// Check that Envoy and the module accept a user-facing bootstrap.
     Validate(ValidateArgs),
+    /// Remote keys against a JWKS server on 127.0.0.1 that the run controls: rotation,
+    /// faults, and a flood of made-up `kid`s counted at the server.
+    Jwks(JwksArgs),
+}
+
+#[derive(Debug, Args)]
+struct JwksArgs {
+    #[command(flatten)]
+    envoy: EnvoyArgs,
+    /// The taskgate proxy-wasm module.
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/release/taskgate_proxy.wasm"
+    )]
+    wasm: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +124,7 @@ fn main() -> ExitCode {
         Action::Test(args) => replay(&args, Output::Terse),
         Action::Smoke(args) => smoke(&args),
         Action::Validate(args) => check_bootstrap(&args),
+        Action::Jwks(args) => remote_keys(&args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -208,6 +225,18 @@ fn smoke(args: &EnvoyArgs) -> Result<bool, String> {
     );
     println!("{} passed, {} failed", u8::from(passed), u8::from(!passed));
     Ok(passed)
+}
+
+/// Runs the remote-keys checks.
+fn remote_keys(args: &JwksArgs) -> Result<bool, String> {
+    let deadline = Instant::now() + Duration::from_secs(args.envoy.timeout);
+    require_file(
+        &args.wasm,
+        "module",
+        "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
+    )?;
+    let options = envoy_options(&args.envoy)?;
+    jwks::run(&options, &args.wasm, deadline)
 }
 
 /// Validates a user-facing bootstrap with the real module.
