@@ -342,13 +342,17 @@ impl Compiler {
         provider: &RawProvider,
         raw: &RawRemoteJwks,
     ) -> Option<RemoteJwks> {
+        // Every field is checked even when an earlier one failed, so that one reading names
+        // every problem.
         let source = match (&raw.http_uri, &raw.discovery) {
-            (Some(uri), None) => remote::Source::Jwks(self.http_uri(
-                &format!("{at}.http_uri"),
-                &uri.uri,
-                &uri.cluster,
-                &uri.timeout,
-            )?),
+            (Some(uri), None) => self
+                .http_uri(
+                    &format!("{at}.http_uri"),
+                    &uri.uri,
+                    &uri.cluster,
+                    &uri.timeout,
+                )
+                .map(remote::Source::Jwks),
             (None, Some(discovery)) => {
                 let uri = discovery.uri.clone().unwrap_or_else(|| {
                     format!(
@@ -356,16 +360,17 @@ impl Compiler {
                         provider.issuer.trim_end_matches('/')
                     )
                 });
-                remote::Source::Discovery(self.http_uri(
+                self.http_uri(
                     &format!("{at}.discovery"),
                     &uri,
                     &discovery.cluster,
                     &discovery.timeout,
-                )?)
+                )
+                .map(remote::Source::Discovery)
             }
             _ => {
                 self.error(at, "exactly one of `http_uri` and `discovery` is required");
-                return None;
+                None
             }
         };
         let cache_duration_ms = self.duration(&format!("{at}.cache_duration"), &raw.cache_duration);
@@ -383,6 +388,7 @@ impl Compiler {
                 ),
             );
         }
+        let source = source?;
         let identity = fingerprint(&format!("{name}\n{source:?}"));
         Some(RemoteJwks {
             source,

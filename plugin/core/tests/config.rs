@@ -182,3 +182,84 @@ fn reports_every_error_not_only_the_first() {
     c["rules"][0]["scopes"] = json!(["a b"]);
     assert_eq!(errors(&c).len(), 4, "{:?}", errors(&c));
 }
+
+fn remote_config() -> Value {
+    json!({
+        "providers": {"mesh": {
+            "issuer": "https://issuer.test",
+            "remote_jwks": {"http_uri": {"uri": "https://issuer.test/jwks.json", "cluster": "issuer"}}
+        }},
+        "rules": [{"name": "r", "match": {"path": {"template": "/t/{ticket}"}}, "providers": ["mesh"]}]
+    })
+}
+
+#[test]
+fn accepts_remote_keys_without_bootstrap_keys() {
+    assert_eq!(errors(&remote_config()), Vec::<String>::new());
+}
+
+#[test]
+fn a_provider_needs_local_or_remote_keys() {
+    let mut c = config();
+    c["providers"]["mesh"] = json!({"issuer": "https://issuer.test"});
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh`: one of `local_jwks` and `remote_jwks` is required"]
+    );
+}
+
+#[test]
+fn names_each_bad_remote_jwks_field_and_its_value() {
+    let mut c = remote_config();
+    c["providers"]["mesh"]["remote_jwks"] = json!({
+        "http_uri": {"uri": "ftp://issuer.test/k", "cluster": "", "timeout": "90s"},
+        "cache_duration": "10m",
+        "kid_refetch_interval": "0.5s",
+        "max_response_bytes": 0
+    });
+    assert_eq!(
+        errors(&c),
+        [
+            "`providers.mesh.remote_jwks.http_uri.uri`: `ftp://issuer.test/k` is not an http or https URI with a host",
+            "`providers.mesh.remote_jwks.http_uri.cluster`: cluster cannot be empty",
+            "`providers.mesh.remote_jwks.http_uri.timeout`: `90s` is longer than `60s`",
+            "`providers.mesh.remote_jwks.cache_duration`: `10m` is not a duration such as `5s`",
+            "`providers.mesh.remote_jwks.kid_refetch_interval`: `0.5s` is shorter than `1s`",
+            "`providers.mesh.remote_jwks.max_response_bytes`: `0` is outside 1..=4194304",
+        ]
+    );
+}
+
+#[test]
+fn remote_jwks_takes_one_source() {
+    let mut c = remote_config();
+    c["providers"]["mesh"]["remote_jwks"]["discovery"] = json!({"cluster": "issuer"});
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.remote_jwks`: exactly one of `http_uri` and `discovery` is required"]
+    );
+}
+
+#[test]
+fn refuses_a_trust_domain_that_is_not_a_name() {
+    let mut c = remote_config();
+    c["providers"]["mesh"]["trust_domain"] = json!("Prod.acme/x");
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.trust_domain`: `Prod.acme/x` is not a SPIFFE trust domain name"]
+    );
+}
+
+#[test]
+fn a_spiffe_bundle_key_in_local_jwks_needs_a_trust_domain() {
+    let mut c = config();
+    let mut key = ec_key();
+    key["use"] = json!("jwt-svid");
+    c["providers"]["mesh"]["local_jwks"]["inline"]["keys"] = json!([key]);
+    assert_eq!(
+        errors(&c),
+        ["`providers.mesh.local_jwks`: no usable key: every provider needs at least one"]
+    );
+    c["providers"]["mesh"]["trust_domain"] = json!("prod.acme");
+    assert_eq!(errors(&c), Vec::<String>::new());
+}
