@@ -40,6 +40,8 @@ pub struct EnvoyOptions {
     pub ready_timeout: Duration,
     /// After this, Envoy is stopped by `timeout` whatever this program does.
     pub lifetime: Duration,
+    /// Worker threads (`--concurrency`); each runs its own instance of the module.
+    pub concurrency: usize,
 }
 
 /// A running, ready Envoy.
@@ -141,7 +143,8 @@ impl Process {
             .arg(&options.binary)
             .arg("--config-path")
             .arg(&files.bootstrap)
-            .args(["--concurrency", "1"])
+            .arg("--concurrency")
+            .arg(options.concurrency.max(1).to_string())
             .arg("--base-id")
             .arg(base_id().to_string())
             .arg("--admin-address-path")

@@ -32,6 +32,10 @@ const MAX_JWKS_REQUESTS: usize = 200;
 /// Requests in the flood of made-up `kid`s.
 const FLOOD: usize = 1000;
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Envoy worker threads.
+const WORKERS: usize = 2;
+/// Requests sent at once for a key of a rotation.
+const CONCURRENT: usize = 8;
 
 /// What the JWKS server answers.
 #[derive(Debug, Clone)]
@@ -206,7 +210,10 @@ impl Run<'_> {
     }
 
     fn send(&self, key: &str, kid: Option<&str>) -> Result<(u16, String), String> {
-        let token = self.token(key, kid)?;
+        self.send_token(&self.token(key, kid)?)
+    }
+
+    fn send_token(&self, token: &str) -> Result<(u16, String), String> {
         let request = PreparedRequest {
             method: "GET".into(),
             host: "api.internal".into(),
@@ -251,7 +258,7 @@ impl Run<'_> {
 fn test_keys(work_dir: &Path) -> Result<KeyRing, String> {
     let dir = work_dir.join("jwks-keys");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    for (name, kid) in [("old", "old-1"), ("new", "new-1")] {
+    for (name, kid) in [("old", "old-1"), ("new", "new-1"), ("next", "next-1")] {
         let jwk = TestKey::generate("ES256", kid)?;
         std::fs::write(dir.join(format!("{name}.jwk.json")), jwk.to_string())
             .map_err(|e| e.to_string())?;
@@ -273,8 +280,10 @@ pub fn run(options: &EnvoyOptions, wasm: &Path, deadline: Instant) -> Result<boo
     let server = JwksServer::start(Answer::Json(old.clone()))?;
     let upstream = EchoUpstream::start(FLOOD + 200)?;
     let lifetime = deadline.saturating_duration_since(Instant::now());
+    // Two workers, two instances of the module: fetches are counted for the whole proxy.
     let options = EnvoyOptions {
         lifetime,
+        concurrency: WORKERS,
         ..options.clone()
     };
     let start = |name: &str, interval: &str| -> Result<Envoy, String> {
@@ -321,6 +330,44 @@ pub fn run(options: &EnvoyOptions, wasm: &Path, deadline: Instant) -> Result<boo
         "the rotation cost one fetch",
         rotation == 1,
         &format!("{rotation} fetches"),
+    );
+    // A second rotation met by several requests at once, on both workers: they wait on one
+    // fetch and are all allowed.
+    server.set(Answer::Json(jwks_text(&keys, &["old", "new", "next"])?));
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = server.served();
+    let tokens = (0..CONCURRENT)
+        .map(|_| run.token("next", None))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcomes: Vec<Result<(u16, String), String>> = std::thread::scope(|scope| {
+        let run = &run;
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|token| scope.spawn(move || run.send_token(token)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a client thread failed".to_owned()))
+            })
+            .collect()
+    });
+    let allowed = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok((200, reason)) if reason == ALLOWED))
+        .count();
+    run.check(
+        &format!("{CONCURRENT} requests at once for a rotated key are all allowed"),
+        allowed == CONCURRENT,
+        &format!("{allowed} allowed"),
+    );
+    let fetched = server.served() - before;
+    run.check(
+        "they waited on one fetch for the whole proxy",
+        fetched == 1,
+        &format!("{fetched} fetches"),
     );
 
     let huge =

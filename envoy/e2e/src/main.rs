@@ -277,6 +277,7 @@ fn envoy_options(args: &EnvoyArgs) -> Result<EnvoyOptions, String> {
         work_dir,
         ready_timeout: Duration::from_secs(args.ready_timeout),
         lifetime: Duration::from_secs(args.timeout),
+        concurrency: 1,
     })
 }
 

@@ -23,6 +23,11 @@ impl SharedData {
             .map(|(value, cas)| (value.as_slice(), *cas))
     }
 
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     /// Stores `value` unless `cas` is non-zero and differs from the key's current token. A
     /// non-zero `cas` for a key that does not exist yet is accepted, as Envoy accepts it.
     pub fn set(&mut self, key: &str, value: Vec<u8>, cas: u32) -> Status {

@@ -501,3 +501,31 @@ fn two_workers_share_one_fetch_through_shared_data() {
     // Its refresh was due with the first worker's, which already did it.
     assert_eq!(fetches(&second), 0);
 }
+
+#[test]
+fn a_fetch_lease_held_by_another_worker_holds_this_one_back_until_it_ends() {
+    let config = config(json!({}));
+    let mut other = configured(&config, Some(jwks_reply(&["old"])));
+    other.advance(1_000).unwrap();
+    let mut harness = Harness::with_plugin(plugin());
+    harness.share_data_with(&other);
+    harness.script_callout(CLUSTER, jwks_reply(&["old", "new"]));
+    harness.configure(config.as_bytes()).unwrap();
+    // The other worker claims the source for a refresh and is still fetching for 20 s.
+    let key = harness
+        .shared_data()
+        .keys()
+        .find(|key| key.ends_with(".record"))
+        .map(str::to_owned)
+        .unwrap();
+    let now_ms = harness.clock().unix_seconds() * 1000;
+    let claimed = json!({"lease_until": now_ms + 20_000, "last_success": now_ms, "refresh_at": 0});
+    let store = harness.env().shared_data.clone();
+    store.set(&key, claimed.to_string().into_bytes(), 0);
+    harness.advance(19_000).unwrap();
+    assert_eq!(fetches(&harness), 0);
+    // The lease ends; the refresh it stood for is still due, and this worker makes it.
+    harness.advance(2_000).unwrap();
+    assert_eq!(fetches(&harness), 1);
+    assert!(send(&mut harness, "new", None).forwarded());
+}

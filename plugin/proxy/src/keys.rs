@@ -399,7 +399,15 @@ impl Keys {
             return Schedule::NotBefore(u64::MAX);
         };
         let key = source.record_key();
-        let (bytes, cas) = read_shared(&key);
+        let (mut bytes, mut cas) = read_shared(&key);
+        if cas.is_none() {
+            // A write without a CAS token cannot lose a race, so the first write is an empty
+            // record and the claim below is a compare-and-swap like every later one. Two
+            // workers can still both fetch once, if one creates the record just after the
+            // other claimed it; after that the record exists and claims are exclusive.
+            let _ = hostcalls::set_shared_data(&key, Some(&FetchRecord::default().encode()), None);
+            (bytes, cas) = read_shared(&key);
+        }
         let record = FetchRecord::decode(&bytes);
         let schedule = source.remote.plan(now, &record, want);
         let Schedule::Start(claimed) = schedule else {
