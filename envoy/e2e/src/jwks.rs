@@ -156,6 +156,19 @@ fn respond(request: tiny_http::Request, answer: Answer) {
     let _ = request.respond(response);
 }
 
+/// Outcomes other than allowed, for a failure message.
+fn summarize(outcomes: &[Result<(u16, String), String>]) -> String {
+    outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Ok((200, reason)) if reason == ALLOWED => None,
+            Ok((status, reason)) => Some(format!("{status} {reason}")),
+            Err(error) => Some(error.clone()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The bootstrap with a cluster to the JWKS server.
 fn with_jwks_cluster(bootstrap: &str, port: u16) -> String {
     let cluster = format!(
@@ -361,7 +374,7 @@ pub fn run(options: &EnvoyOptions, wasm: &Path, deadline: Instant) -> Result<boo
     run.check(
         &format!("{CONCURRENT} requests at once for a rotated key are all allowed"),
         allowed == CONCURRENT,
-        &format!("{allowed} allowed"),
+        &format!("{allowed} allowed {}", summarize(&outcomes)),
     );
     let fetched = server.served() - before;
     run.check(
