@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, StrongKey};
+use jwt_compact::alg::{Ed25519, Rsa, RsaPublicKey, StrongKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{Map, Value};
@@ -76,10 +76,38 @@ impl Key {
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Rsa(alg, key) => check(alg, key, message, signature),
-            Material::Es256(key) => check(&Es256, key, message, signature),
+            Material::Es256(key) => es256_verifies(key, message, signature),
             Material::EdDsa(key) => check(&Ed25519, key, message, signature),
         }
     }
+}
+
+/// ES256 with `p256` directly: JWS carries `r || s` in 64 bytes, so any other length (a DER
+/// signature, say) is refused before parsing, and parsing refuses zero or out-of-range scalars.
+fn es256_verifies(key: &p256::ecdsa::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    if signature.len() != 64 {
+        return false;
+    }
+    match p256::ecdsa::Signature::from_slice(signature) {
+        Ok(signature) => key.verify(message, &signature).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The P-256 point of an EC JWK (`x` and `y`, 32 bytes each).
+fn p256_key(jwk: &JsonWebKey<'_>) -> Result<p256::ecdsa::VerifyingKey, String> {
+    let JsonWebKey::EllipticCurve { curve, x, y, .. } = jwk else {
+        return Err("not an EC key".to_owned());
+    };
+    if curve != "P-256" || x.len() != 32 || y.len() != 32 {
+        return Err("not a P-256 point".to_owned());
+    }
+    let mut sec1 = Vec::with_capacity(65);
+    sec1.push(4);
+    sec1.extend_from_slice(x);
+    sec1.extend_from_slice(y);
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| e.to_string())
 }
 
 fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
@@ -202,9 +230,7 @@ fn parse_key(entry: &Value, accepted: &[Alg], spiffe: bool) -> Result<Key, KeyEr
             };
             Material::Rsa(rsa, Box::new(key.into_inner()))
         }
-        Alg::Es256 => {
-            Material::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| unusable(&e))?)
-        }
+        Alg::Es256 => Material::Es256(p256_key(&jwk).map_err(|e| unusable(&e))?),
         Alg::EdDsa => {
             Material::EdDsa(ed25519_dalek::VerifyingKey::try_from(&jwk).map_err(|e| unusable(&e))?)
         }
