@@ -176,7 +176,19 @@ fn with_jwks_cluster(bootstrap: &str, port: u16) -> String {
          load_assignment:\n      cluster_name: {CLUSTER}\n      endpoints:\n      - lb_endpoints:\n        \
          - endpoint:\n            address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n"
     );
-    bootstrap.replacen("  clusters:\n", &cluster, 1)
+    // Each allowed request gets a connection of its own to the echo upstream: its server
+    // (tiny_http) was seen to leave requests on reused connections unanswered when several
+    // arrive at once, which Envoy reports as a 504 for a request the module allowed.
+    let echo = "  - name: echo\n    type: STATIC\n    typed_extension_protocol_options:\n      \
+                envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \
+                \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        \
+                common_http_protocol_options: {max_requests_per_connection: 1}\n        \
+                explicit_http_config: {http_protocol_options: {}}\n";
+    bootstrap.replacen("  clusters:\n", &cluster, 1).replacen(
+        "  - name: echo\n    type: STATIC\n",
+        echo,
+        1,
+    )
 }
 
 fn policy(kid_refetch_interval: &str) -> String {

@@ -121,6 +121,8 @@ impl SourceState {
 pub struct Keys {
     gate: Option<Rc<Gate>>,
     sources: Vec<SourceState>,
+    /// Streams whose keys arrived from another worker, to be decided now.
+    ready: Vec<Waiter>,
 }
 
 /// Unix milliseconds by the host's clock.
@@ -137,11 +139,8 @@ impl Keys {
     /// Keys for a newly configured gate; streams paused under the previous one are handed back
     /// to be decided now.
     pub fn configure(&mut self, gate: &Rc<Gate>, now: u64) -> Vec<Waiter> {
-        let released = self
-            .sources
-            .iter_mut()
-            .flat_map(|s| s.waiters.drain(..))
-            .collect();
+        let mut released = std::mem::take(&mut self.ready);
+        released.extend(self.sources.iter_mut().flat_map(|s| s.waiters.drain(..)));
         self.gate = Some(Rc::clone(gate));
         self.sources = gate
             .plan()
@@ -175,6 +174,11 @@ impl Keys {
 
     pub fn has_sources(&self) -> bool {
         !self.sources.is_empty()
+    }
+
+    /// Streams that were waiting on keys another worker fetched, now in use here.
+    pub fn take_ready(&mut self) -> Vec<Waiter> {
+        std::mem::take(&mut self.ready)
     }
 
     /// A token of stream `context_id` named a key the provider does not have.
@@ -241,7 +245,7 @@ impl Keys {
     pub fn on_tick(&mut self, now: u64) -> Vec<Waiter> {
         let mut released = Vec::new();
         for index in 0..self.sources.len() {
-            let picked = self.pick_up(index, now);
+            self.pick_up(index, now);
             let Some(source) = self.sources.get_mut(index) else {
                 continue;
             };
@@ -258,19 +262,16 @@ impl Keys {
             let Some(source) = self.sources.get_mut(index) else {
                 continue;
             };
-            if picked {
-                released.append(&mut source.waiters);
-            } else {
-                let (due, waiting): (Vec<_>, Vec<_>) =
-                    source.waiters.drain(..).partition(|w| w.deadline <= now);
-                source.waiters = waiting;
-                released.extend(due);
-            }
+            let (due, waiting): (Vec<_>, Vec<_>) =
+                source.waiters.drain(..).partition(|w| w.deadline <= now);
+            source.waiters = waiting;
+            released.extend(due);
             if source.in_flight.is_none() {
                 self.start(index, Want::Refresh, now);
             }
             self.gauge(index, now);
         }
+        released.append(&mut self.ready);
         released
     }
 
@@ -455,7 +456,10 @@ impl Keys {
             return false;
         }
         match install(&gate, source, &shared.jwks, shared.fetched_at, now) {
-            Ok(_) => true,
+            Ok(_) => {
+                self.ready.append(&mut source.waiters);
+                true
+            }
             Err(error) => {
                 // Never used: the set in use stays, and this worker stops re-reading this one.
                 source.installed_at = shared.fetched_at;

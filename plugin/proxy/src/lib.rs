@@ -292,7 +292,19 @@ impl Worker {
             };
             match step {
                 Step::Wait => return Judged::Paused,
-                Step::Retry => decision = self.decide(gate, &request, now_ms / 1000),
+                Step::Retry => {
+                    decision = self.decide(gate, &request, now_ms / 1000);
+                    // Streams that waited for the keys just picked up go on too; acting for
+                    // them moves the effective context, so it comes back to this stream after.
+                    let ready = match self.keys.try_borrow_mut() {
+                        Ok(mut keys) => keys.take_ready(),
+                        Err(_) => Vec::new(),
+                    };
+                    if !ready.is_empty() {
+                        self.release(ready, now_ms);
+                        let _ = hostcalls::set_effective_context(context_id);
+                    }
+                }
                 Step::Refuse => {}
             }
         }
