@@ -20,7 +20,6 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// How long a token without `exp` may be served from the cache, in seconds.
 const TTL_WITHOUT_EXP: u64 = 60;
 
-#[derive(Debug)]
 pub struct TokenCache {
     entries: HashMap<(usize, String), Entry>,
     capacity: usize,
@@ -35,6 +34,18 @@ struct Entry {
     verified: Verified,
     /// Served while `now < expires_at`.
     expires_at: u64,
+}
+
+impl std::fmt::Debug for TokenCache {
+    // The keys are tokens: only counts are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.entries.len())
+            .field("capacity", &self.capacity)
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TokenCache {
@@ -85,7 +96,8 @@ impl TokenCache {
         let expires_at = verified
             .expiry()
             .unwrap_or_else(|| now.saturating_add(TTL_WITHOUT_EXP));
-        if expires_at <= now {
+        let key = (location, token.to_owned());
+        if expires_at <= now || self.entries.contains_key(&key) {
             return;
         }
         if self.entries.len() >= self.capacity {
@@ -102,7 +114,7 @@ impl TokenCache {
             }
         }
         self.entries.insert(
-            (location, token.to_owned()),
+            key,
             Entry {
                 verified: verified.clone(),
                 expires_at,

@@ -151,6 +151,13 @@ impl Compiler {
         for provider in &providers {
             identity_headers.extend(provider.claim_to_headers.iter().map(|(h, _)| h.clone()));
         }
+        // Servers that read headers through CGI-style names see `x_taskgate_subject` as
+        // `x-taskgate-subject`; a client's copy under either spelling is removed.
+        let underscored: Vec<String> = identity_headers
+            .iter()
+            .map(|h| h.replace('-', "_"))
+            .collect();
+        identity_headers.extend(underscored);
         identity_headers.sort();
         identity_headers.dedup();
         let names: Vec<&String> = raw.providers.keys().collect();
@@ -203,6 +210,13 @@ impl Compiler {
         let at = format!("providers.{name}");
         if raw.issuer.is_empty() {
             self.error(format!("{at}.issuer"), "issuer cannot be empty");
+        }
+        if raw.audiences.is_empty() {
+            self.warnings.push(ConfigError {
+                path: format!("{at}.audiences"),
+                message: "empty: tokens this issuer minted for any audience are accepted"
+                    .to_owned(),
+            });
         }
         let mut algorithms = Vec::new();
         for (i, alg) in raw.algorithms.iter().enumerate() {
@@ -563,6 +577,15 @@ impl Compiler {
         self.scopes(&format!("{at}.scopes"), &raw.scopes);
         let bindings = self.bindings(&format!("{at}.bindings"), &raw.bindings, &params);
         let transaction = raw.transaction_token.as_ref().and_then(|t| {
+            if raw.providers.contains(&t.provider) {
+                self.error(
+                    format!("{at}.transaction_token.provider"),
+                    format!(
+                        "`{}` is also one of the rule's `providers`: one token would serve as both",
+                        t.provider
+                    ),
+                );
+            }
             self.transaction(&format!("{at}.transaction_token"), t, &params, providers)
         });
         let delegation = raw
@@ -728,7 +751,10 @@ impl Compiler {
 
     fn subject(&mut self, at: &str, raw: &RawSubject) -> Option<SubjectMatcher> {
         let compiled = match raw {
-            RawSubject::Exact(exact) => return Some(SubjectMatcher::Exact(exact.clone())),
+            RawSubject::Exact(exact) if !exact.is_empty() => {
+                return Some(SubjectMatcher::Exact(exact.clone()))
+            }
+            RawSubject::Exact(_) => Err("an exact subject cannot be empty"),
             RawSubject::Pattern(text) => Pattern::new(text).map(SubjectMatcher::Pattern),
             RawSubject::SpiffeId(text) => {
                 if is_spiffe_id(&text.replace('*', "x")) {
@@ -808,6 +834,9 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
         .ok_or_else(|| format!("`{template}` does not start with `/`"))?;
     let mut segments = Vec::new();
     for part in rest.split('/') {
+        if part.is_empty() {
+            return Err(format!("`{template}` has an empty segment"));
+        }
         let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             Some(name) => {
                 let valid = !name.is_empty()

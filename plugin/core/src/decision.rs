@@ -486,11 +486,17 @@ impl Decision {
 
     /// One line for a decision log: codes, names and the verified subject; never a token.
     pub fn log_line(&self) -> String {
+        // Names from the configuration are plain; subjects and actors come from tokens and are
+        // quoted, so a `sub` holding spaces or newlines cannot forge a field or a line.
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        let quoted = |v: &Option<String>| {
+            v.as_ref()
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:?}"))
+        };
         let chain = if self.actors.is_empty() {
             "-".to_owned()
         } else {
-            self.actors.join("<")
+            format!("{:?}", self.actors)
         };
         format!(
             "decision={} reason={} rule={} provider={} subject={} actors={}",
@@ -498,7 +504,7 @@ impl Decision {
             self.code(),
             dash(&self.rule),
             dash(&self.provider),
-            dash(&self.subject),
+            quoted(&self.subject),
             chain,
         )
     }

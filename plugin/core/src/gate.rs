@@ -1,7 +1,8 @@
 //! The gate: a compiled plan and the decision for one request.
 //!
-//! The order is fixed: find every token, verify every token found (any failure denies with 401,
-//! since a request that presents a bad credential is not treated as one that presents none),
+//! The order is fixed: find every token, verify every token found (any failure denies, with 401,
+//! or 503 when the provider has no keys yet, since a request that presents a bad credential is
+//! not treated as one that presents none),
 //! then walk the rules whose route covers the request. The first rule whose requirements hold
 //! allows; otherwise the first refusing rule's reason denies with 403, and a request that no rule
 //! covers is denied too.
@@ -109,7 +110,12 @@ impl Gate {
             let token = match cached {
                 Some(token) => token,
                 None => match self.verify(item, now) {
-                    Ok(token) => token,
+                    Ok(token) => {
+                        if let Some(cache) = cache.as_deref_mut() {
+                            cache.put(item.location, item.token, &token, now);
+                        }
+                        token
+                    }
                     Err((reason, missing_key)) => {
                         let mut decision = Decision::deny(reason);
                         decision.missing_key = missing_key;
@@ -117,9 +123,6 @@ impl Gate {
                     }
                 },
             };
-            if let Some(cache) = cache.as_deref_mut() {
-                cache.put(item.location, item.token, &token, now);
-            }
             verified.push(token);
         }
         self.apply_rules(request, &found, &verified, now)

@@ -64,11 +64,22 @@ impl KeySlot {
 }
 
 /// A token whose signature, issuer, times and audience have been checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verified {
     provider: usize,
     /// Shared, so that serving a token from the cache does not copy its claims.
     claims: Rc<Map<String, Value>>,
+}
+
+impl std::fmt::Debug for Verified {
+    // A full claim set is not for logs: the provider and the claim names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&String> = self.claims.keys().collect();
+        f.debug_struct("Verified")
+            .field("provider", &self.provider)
+            .field("claims", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Verified {
@@ -333,10 +344,12 @@ fn check_actor_claims(claims: &Map<String, Value>) -> Result<(), &'static str> {
 
 /// `spiffe://<domain>/<path>`: the trust domain compared exactly, with a non-empty path.
 fn in_trust_domain(sub: &str, domain: &str) -> bool {
-    sub.strip_prefix("spiffe://")
-        .and_then(|rest| rest.strip_prefix(domain))
-        .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|path| !path.is_empty())
+    crate::subject::is_spiffe_id(sub)
+        && sub
+            .strip_prefix("spiffe://")
+            .and_then(|rest| rest.strip_prefix(domain))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|path| !path.is_empty())
 }
 
 /// `application/at+JWT` and `at+jwt` name the same type (RFC 7515, section 4.1.9).

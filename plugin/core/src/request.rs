@@ -2,7 +2,7 @@
 //! borrowed from the host.
 
 /// A request to decide. Header names are expected in lower case, as HTTP/2 and Envoy give them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Request<'r> {
     pub method: &'r str,
     /// `:authority` (or `Host`), possibly with a port.
@@ -21,6 +21,19 @@ pub struct Peer<'r> {
     pub uri_san: Option<&'r str>,
     /// Hex SHA-256 of the peer certificate (`connection.sha256_peer_certificate_digest`).
     pub certificate_sha256: Option<&'r str>,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    // Header values carry tokens: only the names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("header_names", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'r> Request<'r> {

@@ -199,8 +199,16 @@ impl Rule {
             }
         }
         self.check_subject(token)?;
-        if let Some(delegation) = &self.delegation {
-            delegation.check(&self.name, token)?;
+        match &self.delegation {
+            Some(delegation) => delegation.check(&self.name, token)?,
+            // A rule written for a workload acting on its own does not admit one acting for
+            // another: the current actor was never vetted.
+            None if !token.actors().is_empty() => {
+                return Err(Reason::ActorNotAllowed {
+                    rule: self.name.clone(),
+                })
+            }
+            None => {}
         }
         for condition in &self.claims {
             if !condition.holds(token) {
@@ -421,15 +429,23 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(a), Value::String(b)) => a == b,
         (Value::Bool(a), Value::Bool(b)) => a == b,
-        (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
+        (Value::Number(a), Value::Number(b)) => match (integer(a), integer(b)) {
             (Some(a), Some(b)) => a == b,
-            _ => match (a.as_u64(), b.as_u64()) {
-                (Some(a), Some(b)) => a == b,
-                _ => a.as_f64() == b.as_f64(),
-            },
+            // An integer equals a float only when the float is that integer exactly.
+            (Some(i), None) | (None, Some(i)) => {
+                let float = if a.is_f64() { a.as_f64() } else { b.as_f64() };
+                float.is_some_and(|f| f.fract() == 0.0 && f == i as f64 && (f as i128) == i)
+            }
+            (None, None) => a.as_f64() == b.as_f64(),
         },
         _ => false,
     }
+}
+
+fn integer(n: &serde_json::Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
 }
 
 /// `scope` (space-delimited string, RFC 8693 and RFC 9068) or else `scp` (array of strings, or
@@ -532,5 +548,10 @@ mod tests {
         assert!(!same(&json!(true), &json!("true")));
         assert!(!same(&json!(1), &json!(true)));
         assert!(!same(&json!(["a"]), &json!(["a"])));
+        assert!(!same(
+            &json!(9_007_199_254_740_993_i64),
+            &json!(9_007_199_254_740_992.0)
+        ));
+        assert!(same(&json!(u64::MAX), &json!(u64::MAX)));
     }
 }

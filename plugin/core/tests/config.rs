@@ -12,7 +12,8 @@ fn ec_key() -> Value {
 
 fn config() -> Value {
     json!({
-        "providers": {"mesh": {"issuer": "https://issuer.test", "local_jwks": {"inline": {"keys": [ec_key()]}}}},
+        "providers": {"mesh": {"issuer": "https://issuer.test", "audiences": ["api"],
+                               "local_jwks": {"inline": {"keys": [ec_key()]}}}},
         "rules": [{"name": "r", "match": {"path": {"template": "/t/{ticket}"}}, "providers": ["mesh"]}]
     })
 }
@@ -31,6 +32,45 @@ fn errors_of(text: &str) -> Vec<String> {
 #[test]
 fn accepts_the_minimal_configuration() {
     assert_eq!(errors(&config()), Vec::<String>::new());
+}
+
+#[test]
+fn warns_that_a_provider_without_audiences_accepts_tokens_minted_for_any() {
+    let mut c = config();
+    c["providers"]["mesh"]
+        .as_object_mut()
+        .unwrap()
+        .remove("audiences");
+    let (_, warnings) = Gate::new(&c.to_string()).unwrap();
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["`providers.mesh.audiences`: empty: tokens this issuer minted for any audience are accepted"]
+    );
+}
+
+#[test]
+fn refuses_a_template_with_an_empty_segment_and_an_empty_exact_subject() {
+    let mut c = config();
+    c["rules"][0]["match"]["path"] = json!({"template": "/t/{ticket}/"});
+    c["rules"][0]["subjects"] = json!([{"exact": ""}]);
+    assert_eq!(
+        errors(&c),
+        [
+            "`rules[0].match.path.template`: `/t/{ticket}/` has an empty segment",
+            "`rules[0].subjects[0]`: ``: an exact subject cannot be empty"
+        ]
+    );
+}
+
+#[test]
+fn refuses_a_transaction_provider_that_also_serves_as_the_workload_provider() {
+    let mut c = config();
+    c["rules"][0]["transaction_token"] = json!({"provider": "mesh"});
+    assert_eq!(
+        errors(&c),
+        ["`rules[0].transaction_token.provider`: `mesh` is also one of the rule's `providers`: one token would serve as both"]
+    );
 }
 
 #[test]

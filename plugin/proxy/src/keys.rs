@@ -125,14 +125,17 @@ pub struct Keys {
     ready: Vec<Waiter>,
 }
 
-/// Unix milliseconds by the host's clock.
+/// Unix milliseconds by the host's clock, 0 when it cannot tell: for scheduling fetches only.
 pub fn now_ms() -> u64 {
+    clock_ms().unwrap_or(0)
+}
+
+/// The host's clock in milliseconds, or `None` when the host cannot tell; decisions need it.
+pub fn clock_ms() -> Option<u64> {
     hostcalls::get_current_time()
         .ok()
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Keys {

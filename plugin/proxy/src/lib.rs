@@ -283,7 +283,11 @@ impl Worker {
                 certificate_sha256: digest.as_deref(),
             },
         };
-        let now_ms = keys::now_ms();
+        // Without the host's clock no expiry can be judged: refuse rather than read it as 1970.
+        let Some(now_ms) = keys::clock_ms() else {
+            log(LogLevel::Error, "taskgate: cannot read the host clock");
+            return Judged::Failed;
+        };
         let mut decision = self.decide(gate, &request, now_ms / 1000);
         if let (Some(missing), Some(context_id)) = (&decision.missing_key, fetch) {
             let step = match self.keys.try_borrow_mut() {
