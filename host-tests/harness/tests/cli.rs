@@ -34,7 +34,7 @@ fn scenario_folder(tag: &str, allowed_reason: &str) -> Folder {
     let public = TestKey::from_jwk("cli", &jwk).unwrap().public_jwk;
     let config = json!({
         "providers": {
-            "cli": { "issuer": ISSUER, "local_jwks": { "inline": { "keys": [public] } } }
+            "cli": { "issuer": ISSUER, "audiences": ["cli"], "local_jwks": { "inline": { "keys": [public] } } }
         },
         "rules": [{ "name": "all", "match": { "path": { "prefix": "/" } }, "providers": ["cli"] }]
     });
@@ -47,7 +47,7 @@ fn scenario_folder(tag: &str, allowed_reason: &str) -> Folder {
             {
                 "name": "a signed token is allowed",
                 "request": { "host": "payments.internal", "path": "/v1/charges" },
-                "tokens": [{ "mint": { "key": "cli", "claims": { "iss": ISSUER, "sub": SUBJECT } } }],
+                "tokens": [{ "mint": { "key": "cli", "claims": { "iss": ISSUER, "sub": SUBJECT, "aud": "cli" } } }],
                 "expect": {
                     "status": 200,
                     "reason": allowed_reason,

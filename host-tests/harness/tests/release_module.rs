@@ -5,39 +5,19 @@
 //! Tokens are minted at run time with a key generated into a temporary folder, so no key is
 //! kept in the repository for these tests.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use common::plugin;
 use serde_json::{json, Value};
-use taskgate_harness::{Harness, HarnessError, Plugin, Request, WasmtimeHost};
+use taskgate_harness::{Harness, HarnessError, Request, WasmtimeHost};
 use taskgate_scenario::{KeyRing, MintSpec, TestKey};
 
 const ISSUER: &str = "https://issuer.harness.test";
 const AUDIENCE: &str = "payments";
 const SUBJECT: &str = "system:serviceaccount:payments:api";
-
-#[expect(
-    clippy::panic,
-    reason = "a test helper: a missing module fails the test that needs it"
-)]
-fn plugin() -> Plugin {
-    static PLUGIN: OnceLock<Result<Plugin, String>> = OnceLock::new();
-    let loaded = PLUGIN.get_or_init(|| {
-        let path = taskgate_harness::default_module_path();
-        if !path.is_file() {
-            return Err(format!(
-                "the release module is missing at `{}`: build it with `{}`",
-                path.display(),
-                taskgate_harness::BUILD_COMMAND
-            ));
-        }
-        Plugin::from_file(&path).map_err(|error| error.to_string())
-    });
-    match loaded {
-        Ok(plugin) => plugin.clone(),
-        Err(message) => panic!("{message}"),
-    }
-}
 
 /// A key ring with one freshly generated ES256 key named `harness`.
 #[expect(

@@ -4,38 +4,18 @@
 //! good key sets, rotations, and every fault a real issuer endpoint shows. Keys are generated at
 //! run time; nothing leaves the process.
 
+mod common;
+
 use std::sync::OnceLock;
 
+use common::plugin;
 use serde_json::{json, Value};
-use taskgate_harness::{CalloutReply, Exchange, Harness, Plugin, Request};
+use taskgate_harness::{CalloutReply, Exchange, Harness, Request};
 use taskgate_scenario::{KeyRing, MintSpec, TestKey};
 
 const ISSUER: &str = "https://issuer.test";
 const CLUSTER: &str = "issuer_jwks";
 const SUBJECT: &str = "spiffe://prod.acme/ns/shop/sa/checkout";
-
-#[expect(
-    clippy::panic,
-    reason = "a test helper: a missing module fails the test that needs it"
-)]
-fn plugin() -> Plugin {
-    static PLUGIN: OnceLock<Result<Plugin, String>> = OnceLock::new();
-    let loaded = PLUGIN.get_or_init(|| {
-        let path = taskgate_harness::default_module_path();
-        if !path.is_file() {
-            return Err(format!(
-                "the release module is missing at `{}`: build it with `{}`",
-                path.display(),
-                taskgate_harness::BUILD_COMMAND
-            ));
-        }
-        Plugin::from_file(&path).map_err(|error| error.to_string())
-    });
-    match loaded {
-        Ok(plugin) => plugin.clone(),
-        Err(message) => panic!("{message}"),
-    }
-}
 
 /// Two ES256 keys: `old` (kid `old-1`) in use first, `new` (kid `new-1`) after a rotation.
 #[expect(
