@@ -59,12 +59,30 @@ enum Action {
 struct JwksArgs {
     #[command(flatten)]
     envoy: EnvoyArgs,
+    #[command(flatten)]
+    module: ModuleArgs,
+}
+
+#[derive(Debug, Args)]
+struct ModuleArgs {
     /// The taskgate proxy-wasm module.
     #[arg(
         long,
         default_value = "target/wasm32-wasip1/release/taskgate_proxy.wasm"
     )]
     wasm: PathBuf,
+}
+
+impl ModuleArgs {
+    /// The module's path, once it is known to exist.
+    fn path(&self) -> Result<&Path, String> {
+        require_file(
+            &self.wasm,
+            "module",
+            "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
+        )?;
+        Ok(&self.wasm)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -88,12 +106,8 @@ struct EnvoyArgs {
 struct RunArgs {
     #[command(flatten)]
     envoy: EnvoyArgs,
-    /// The taskgate proxy-wasm module.
-    #[arg(
-        long,
-        default_value = "target/wasm32-wasip1/release/taskgate_proxy.wasm"
-    )]
-    wasm: PathBuf,
+    #[command(flatten)]
+    module: ModuleArgs,
     /// The folder of example suites (`*/scenarios.json`).
     #[arg(long, default_value = "examples")]
     examples: PathBuf,
@@ -106,12 +120,8 @@ struct RunArgs {
 struct ValidateArgs {
     #[command(flatten)]
     envoy: EnvoyArgs,
-    /// The taskgate proxy-wasm module.
-    #[arg(
-        long,
-        default_value = "target/wasm32-wasip1/release/taskgate_proxy.wasm"
-    )]
-    wasm: PathBuf,
+    #[command(flatten)]
+    module: ModuleArgs,
     /// The bootstrap to check.
     #[arg(long, default_value = "envoy/envoy.yaml")]
     config: PathBuf,
@@ -145,11 +155,7 @@ enum Output {
 /// Replays the suites; `Ok(false)` when any case failed.
 fn replay(args: &RunArgs, output: Output) -> Result<bool, String> {
     let deadline = Instant::now() + Duration::from_secs(args.envoy.timeout);
-    require_file(
-        &args.wasm,
-        "module",
-        "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
-    )?;
+    let wasm = args.module.path()?;
     let options = envoy_options(&args.envoy)?;
     let suites = select(
         load_examples(&args.examples).map_err(|e| e.to_string())?,
@@ -157,11 +163,11 @@ fn replay(args: &RunArgs, output: Output) -> Result<bool, String> {
     )?;
     if output == Output::Table {
         println!("{}", envoy_version(&options.binary));
-        println!("module: {}", args.wasm.display());
+        println!("module: {}", wasm.display());
     }
     let cases: usize = suites.iter().map(|suite| suite.cases.len()).sum();
     let upstream = EchoUpstream::start(cases * 2 + UPSTREAM_SPARE_REQUESTS)?;
-    let mut host = EnvoyHost::new(options, Some(args.wasm.clone()), upstream, deadline);
+    let mut host = EnvoyHost::new(options, Some(wasm.to_path_buf()), upstream, deadline);
     let report = taskgate_scenario::run(&mut host, &suites, Clock::Wall);
     // Stop Envoy and the upstream before printing, so that nothing outlives
     // the run even if writing the output fails.
@@ -230,24 +236,16 @@ fn smoke(args: &EnvoyArgs) -> Result<bool, String> {
 /// Runs the remote-keys checks.
 fn remote_keys(args: &JwksArgs) -> Result<bool, String> {
     let deadline = Instant::now() + Duration::from_secs(args.envoy.timeout);
-    require_file(
-        &args.wasm,
-        "module",
-        "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
-    )?;
+    let wasm = args.module.path()?;
     let options = envoy_options(&args.envoy)?;
-    jwks::run(&options, &args.wasm, deadline)
+    jwks::run(&options, wasm, deadline)
 }
 
 /// Validates a user-facing bootstrap with the real module.
 fn check_bootstrap(args: &ValidateArgs) -> Result<bool, String> {
-    require_file(
-        &args.wasm,
-        "module",
-        "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
-    )?;
+    let wasm = args.module.path()?;
     let options = envoy_options(&args.envoy)?;
-    let outcome = validate::validate(&options.binary, &args.config, &args.wasm, &options.work_dir);
+    let outcome = validate::validate(&options.binary, &args.config, wasm, &options.work_dir);
     match &outcome {
         Ok(()) => println!(
             "ok {}: envoy and the module accept it",
