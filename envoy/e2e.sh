@@ -9,6 +9,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
+bash scripts/toolchain
 bash envoy/install-envoy.sh
 cargo build -p taskgate-proxy --target wasm32-wasip1 --release
 cargo build --quiet -p taskgate-envoy

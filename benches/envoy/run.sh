@@ -46,7 +46,7 @@ for tool in curl python3 cargo git; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
 bash "$repo/envoy/install-envoy.sh" >&2
-rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+bash "$repo/scripts/toolchain" >&2
 
 # --- builds ----------------------------------------------------------------------------
 log "building the trivial filter and the token minter"

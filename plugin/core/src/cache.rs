@@ -10,7 +10,8 @@
 //! first, so a token is never served under a configuration or a key set that did not verify it. Only successes are kept; a refused token is checked
 //! again each time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use crate::provider::Verified;
 
@@ -20,8 +21,14 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// How long a token without `exp` may be served from the cache, in seconds.
 const TTL_WITHOUT_EXP: u64 = 60;
 
+/// Verified tokens by their text, and the same tokens in the order they expire, so that a full
+/// cache drops expired entries and then the soonest to expire without scanning: a worker that sees
+/// a new token on every request pays a logarithm per insertion, not the cache's size.
 pub struct TokenCache {
-    entries: HashMap<(usize, String), Entry>,
+    entries: HashMap<Rc<str>, Entry>,
+    by_expiry: BTreeMap<(u64, u64), Rc<str>>,
+    /// Tells apart entries that expire in the same second.
+    serial: u64,
     capacity: usize,
     /// The gate whose verifications these are, and its key generation.
     gate: (u64, u64),
@@ -31,9 +38,12 @@ pub struct TokenCache {
 
 #[derive(Debug)]
 struct Entry {
+    /// Where in the request the token was found: another location may belong to other providers.
+    location: usize,
     verified: Verified,
-    /// Served while `now < expires_at`.
+    /// Served while `now < expires_at`; with `serial`, the entry's key in `by_expiry`.
     expires_at: u64,
+    serial: u64,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -58,6 +68,8 @@ impl TokenCache {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             entries: HashMap::new(),
+            by_expiry: BTreeMap::new(),
+            serial: 0,
             capacity: capacity.max(1),
             gate: (0, 0),
             hits: 0,
@@ -71,19 +83,21 @@ impl TokenCache {
         let gate = (gate, generation);
         if self.gate != gate {
             self.entries.clear();
+            self.by_expiry.clear();
             self.gate = gate;
         }
     }
 
     pub(crate) fn get(&mut self, location: usize, token: &str, now: u64) -> Option<Verified> {
-        let key = (location, token.to_owned());
-        let found = match self.entries.get(&key) {
-            Some(entry) if now < entry.expires_at => Some(entry.verified.clone()),
-            Some(_) => {
-                self.entries.remove(&key);
+        let found = match self.entries.get(token) {
+            Some(entry) if entry.location == location && now < entry.expires_at => {
+                Some(entry.verified.clone())
+            }
+            Some(entry) if now >= entry.expires_at => {
+                self.remove(token);
                 None
             }
-            None => None,
+            _ => None,
         };
         match found {
             Some(_) => self.hits += 1,
@@ -96,30 +110,40 @@ impl TokenCache {
         let expires_at = verified
             .expiry()
             .unwrap_or_else(|| now.saturating_add(TTL_WITHOUT_EXP));
-        let key = (location, token.to_owned());
-        if expires_at <= now || self.entries.contains_key(&key) {
+        if expires_at <= now {
             return;
         }
-        if self.entries.len() >= self.capacity {
-            self.entries.retain(|_, entry| now < entry.expires_at);
+        match self.entries.get(token) {
+            Some(entry) if entry.location == location => return,
+            Some(_) => self.remove(token),
+            None => {}
         }
-        if self.entries.len() >= self.capacity {
-            let soonest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.expires_at)
-                .map(|(key, _)| key.clone());
-            if let Some(key) = soonest {
-                self.entries.remove(&key);
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if entry.key().0 > now && self.entries.len() < self.capacity {
+                break;
             }
+            let token = entry.remove();
+            self.entries.remove(&token);
         }
+        self.serial += 1;
+        let token: Rc<str> = Rc::from(token);
+        self.by_expiry
+            .insert((expires_at, self.serial), Rc::clone(&token));
         self.entries.insert(
-            key,
+            token,
             Entry {
+                location,
                 verified: verified.clone(),
                 expires_at,
+                serial: self.serial,
             },
         );
+    }
+
+    fn remove(&mut self, token: &str) {
+        if let Some(entry) = self.entries.remove(token) {
+            self.by_expiry.remove(&(entry.expires_at, entry.serial));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -133,5 +157,96 @@ impl TokenCache {
     /// `(hits, misses)` since the cache was made.
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map};
+
+    fn verified(exp: Option<u64>) -> Verified {
+        let mut claims = Map::new();
+        if let Some(exp) = exp {
+            claims.insert("exp".into(), json!(exp));
+        }
+        Verified::for_tests(claims)
+    }
+
+    #[test]
+    fn serves_a_token_until_its_expiry_and_only_where_it_was_found() {
+        let mut cache = TokenCache::with_capacity(4);
+        cache.put(0, "t", &verified(Some(100)), 10);
+        assert!(cache.get(0, "t", 99).is_some());
+        assert!(cache.get(1, "t", 50).is_none(), "another location");
+        assert!(cache.get(0, "t", 100).is_none(), "expired");
+        assert!(cache.is_empty(), "the expired entry is dropped when seen");
+        assert_eq!(cache.stats(), (1, 2));
+    }
+
+    #[test]
+    fn keeps_tokens_without_exp_for_a_short_while_and_never_expired_ones() {
+        let mut cache = TokenCache::with_capacity(4);
+        cache.put(0, "no-exp", &verified(None), 10);
+        cache.put(0, "expired", &verified(Some(10)), 10);
+        assert!(cache.get(0, "no-exp", 10 + TTL_WITHOUT_EXP - 1).is_some());
+        assert!(cache.get(0, "no-exp", 10 + TTL_WITHOUT_EXP).is_none());
+        assert!(cache.get(0, "expired", 5).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_entries_first_then_the_soonest_to_expire() {
+        let mut cache = TokenCache::with_capacity(3);
+        cache.put(0, "a", &verified(Some(50)), 10);
+        cache.put(0, "b", &verified(Some(30)), 10);
+        cache.put(0, "c", &verified(Some(40)), 10);
+        cache.put(0, "d", &verified(Some(60)), 10);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(0, "b", 11).is_none(), "b expired soonest");
+        for token in ["a", "c", "d"] {
+            assert!(cache.get(0, token, 11).is_some(), "{token}");
+        }
+        // At 45, c has expired: it goes, and nothing live is dropped for e.
+        cache.put(0, "e", &verified(Some(70)), 45);
+        assert_eq!(cache.len(), 3);
+        for token in ["a", "d", "e"] {
+            assert!(cache.get(0, token, 45).is_some(), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_token_found_elsewhere_replaces_its_entry_and_the_order_stays_consistent() {
+        let mut cache = TokenCache::with_capacity(2);
+        cache.put(0, "t", &verified(Some(20)), 10);
+        cache.put(1, "t", &verified(Some(20)), 10);
+        assert_eq!((cache.len(), cache.by_expiry.len()), (1, 1));
+        assert!(cache.get(1, "t", 11).is_some());
+        assert!(cache.get(0, "t", 11).is_none());
+        for i in 0..100u64 {
+            cache.put(0, &i.to_string(), &verified(Some(20 + i % 7)), 10);
+            assert_eq!(cache.entries.len(), cache.by_expiry.len());
+            assert!(cache.len() <= 2);
+        }
+    }
+
+    #[test]
+    fn another_gate_or_key_generation_empties_it() {
+        let mut cache = TokenCache::with_capacity(2);
+        cache.bind(1, 0);
+        cache.put(0, "t", &verified(Some(20)), 10);
+        cache.bind(1, 0);
+        assert_eq!(cache.len(), 1);
+        cache.bind(1, 1);
+        assert!(cache.is_empty() && cache.by_expiry.is_empty());
+        cache.put(0, "t", &verified(Some(20)), 10);
+        cache.bind(2, 1);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn its_debug_form_holds_no_token() {
+        let mut cache = TokenCache::default();
+        cache.put(0, "secret-token", &verified(Some(20)), 10);
+        assert!(!format!("{cache:?}").contains("secret-token"));
     }
 }

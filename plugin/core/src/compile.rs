@@ -862,8 +862,7 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
 /// A short identity of a configuration text (the first 12 hex digits of its SHA-256), so logs
 /// and stats can say which configuration is in force without printing it.
 pub fn fingerprint(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
+    crate::signature::sha256(text.as_bytes())
         .iter()
         .take(6)
         .map(|byte| format!("{byte:02x}"))

@@ -7,10 +7,11 @@
 
 use std::fmt;
 
-use jwt_compact::alg::{Ed25519, Rsa, RsaPublicKey, StrongKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{Map, Value};
+
+use crate::signature::{PointAlgorithm, PointKey, RsaAlgorithm, RsaKey, RsaKeyError};
 
 /// The signature algorithms taskgate verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +46,10 @@ impl fmt::Display for Alg {
     }
 }
 
-/// Public key material, already parsed for its one algorithm.
+/// Public key material, checked for its one algorithm.
 enum Material {
-    Rsa(Rsa, Box<RsaPublicKey>),
-    Es256(p256::ecdsa::VerifyingKey),
-    EdDsa(ed25519_dalek::VerifyingKey),
+    Rsa(RsaAlgorithm, RsaKey),
+    Point(PointAlgorithm, PointKey),
 }
 
 /// One usable key.
@@ -76,38 +76,9 @@ impl Key {
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Rsa(alg, key) => check(alg, key, message, signature),
-            Material::Es256(key) => es256_verifies(key, message, signature),
-            Material::EdDsa(key) => check(&Ed25519, key, message, signature),
+            Material::Point(alg, key) => check(alg, key, message, signature),
         }
     }
-}
-
-/// ES256 with `p256` directly: JWS carries `r || s` in 64 bytes, so any other length (a DER
-/// signature, say) is refused before parsing, and parsing refuses zero or out-of-range scalars.
-fn es256_verifies(key: &p256::ecdsa::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier as _;
-    if signature.len() != 64 {
-        return false;
-    }
-    match p256::ecdsa::Signature::from_slice(signature) {
-        Ok(signature) => key.verify(message, &signature).is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// The P-256 point of an EC JWK (`x` and `y`, 32 bytes each).
-fn p256_key(jwk: &JsonWebKey<'_>) -> Result<p256::ecdsa::VerifyingKey, String> {
-    let JsonWebKey::EllipticCurve { curve, x, y, .. } = jwk else {
-        return Err("not an EC key".to_owned());
-    };
-    if curve != "P-256" || x.len() != 32 || y.len() != 32 {
-        return Err("not a P-256 point".to_owned());
-    }
-    let mut sec1 = Vec::with_capacity(65);
-    sec1.push(4);
-    sec1.extend_from_slice(x);
-    sec1.extend_from_slice(y);
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| e.to_string())
 }
 
 fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
@@ -218,22 +189,36 @@ fn parse_key(entry: &Value, accepted: &[Alg], spiffe: bool) -> Result<Key, KeyEr
     let jwk: JsonWebKey<'_> = serde_json::from_value(entry.clone())
         .map_err(|e| skip(format!("key cannot be read: {e}")))?;
     let unusable = |e: &dyn fmt::Display| skip(format!("key cannot be used for `{alg}`: {e}"));
-    let material = match alg {
-        Alg::Rs256 | Alg::Ps256 => {
-            let key = RsaPublicKey::try_from(&jwk).map_err(|e| unusable(&e))?;
-            let key = StrongKey::try_from(key)
-                .map_err(|_| ("RSA key is shorter than 2048 bits".to_owned(), true))?;
+    let material = match (alg, &jwk) {
+        (
+            Alg::Rs256 | Alg::Ps256,
+            JsonWebKey::Rsa {
+                modulus,
+                public_exponent,
+                ..
+            },
+        ) => {
+            let key = RsaKey::new(modulus, public_exponent).map_err(|e| match e {
+                RsaKeyError::TooShort(_) => (e.to_string(), true),
+                _ => unusable(&e),
+            })?;
             let rsa = if alg == Alg::Rs256 {
-                Rsa::rs256()
+                RsaAlgorithm::RS256
             } else {
-                Rsa::ps256()
+                RsaAlgorithm::PS256
             };
-            Material::Rsa(rsa, Box::new(key.into_inner()))
+            Material::Rsa(rsa, key)
         }
-        Alg::Es256 => Material::Es256(p256_key(&jwk).map_err(|e| unusable(&e))?),
-        Alg::EdDsa => {
-            Material::EdDsa(ed25519_dalek::VerifyingKey::try_from(&jwk).map_err(|e| unusable(&e))?)
+        (Alg::Es256, JsonWebKey::EllipticCurve { curve, x, y, .. }) if curve == "P-256" => {
+            let key = PointKey::p256(x, y)
+                .ok_or_else(|| unusable(&"`x` and `y` must be 32 bytes each"))?;
+            Material::Point(PointAlgorithm::ES256, key)
         }
+        (Alg::EdDsa, JsonWebKey::KeyPair { curve, x, .. }) if curve == "Ed25519" => {
+            let key = PointKey::ed25519(x).ok_or_else(|| unusable(&"`x` must be 32 bytes"))?;
+            Material::Point(PointAlgorithm::EDDSA, key)
+        }
+        _ => return Err(unusable(&"the key's type does not fit its algorithm")),
     };
     Ok(Key {
         kid: text("kid").map(str::to_owned),

@@ -24,6 +24,7 @@ pub mod provider;
 pub mod remote;
 pub mod request;
 pub mod rule;
+pub mod signature;
 pub mod subject;
 
 pub use cache::TokenCache;

@@ -92,6 +92,14 @@ impl Verified {
         &self.claims
     }
 
+    #[cfg(test)]
+    pub(crate) fn for_tests(claims: Map<String, Value>) -> Self {
+        Self {
+            provider: 0,
+            claims: Rc::new(claims),
+        }
+    }
+
     /// `exp` in whole seconds, rounded down, when the token has one.
     pub fn expiry(&self) -> Option<u64> {
         let exp = self.claims.get("exp")?.as_f64()?;

@@ -113,7 +113,7 @@ fn refuses_an_rsa_key_under_2048_bits() {
     c["providers"]["mesh"]["local_jwks"]["inline"]["keys"] = json!([ec_key(), weak]);
     assert_eq!(
         errors(&c),
-        ["`providers.mesh.local_jwks.keys[1]`: RSA key is shorter than 2048 bits"]
+        ["`providers.mesh.local_jwks.keys[1]`: RSA key of 1024 bits is shorter than 2048 bits"]
     );
 }
 
