@@ -11,11 +11,11 @@ cd "$repo"
 
 bash scripts/toolchain
 bash envoy/install-envoy.sh
-cargo build -p taskgate-proxy --target wasm32-wasip1 --release
+bash scripts/build-module
 cargo build --quiet -p taskgate-envoy
 
 target="${CARGO_TARGET_DIR:-target}"
-wasm="$target/wasm32-wasip1/release/taskgate_proxy.wasm"
+wasm="$target/taskgate.wasm"
 # Both checks run whatever the first one says; the replay's closing
 # `N passed, N failed` line stays the last line of the output.
 status=0

@@ -8,7 +8,7 @@
 //! a repeated token (the same token every iteration, as when one workload calls again within
 //! its token's lifetime, served from the verified-token cache). The native side keeps one
 //! cache across requests as the module does, so both sides do the same work. The module is the
-//! one Envoy loads, `target/wasm32-wasip1/release/taskgate_proxy.wasm`; when it is missing this
+//! one Envoy loads, `target/taskgate.wasm`; when it is missing this
 //! prints how to build it and measures nothing.
 
 #![allow(

@@ -63,8 +63,8 @@ for rev in $revs; do
     if [[ "$rev" == worktree ]]; then
         label=worktree
         log "building taskgate from the working tree"
-        cargo build -q -p taskgate-proxy --target wasm32-wasip1 --release
-        cp "$repo/target/wasm32-wasip1/release/taskgate_proxy.wasm" "$work/wasm/$label.wasm"
+        bash "$repo/scripts/build-module" >&2
+        cp "${CARGO_TARGET_DIR:-$repo/target}/taskgate.wasm" "$work/wasm/$label.wasm"
     else
         # Named by the last commit at REV that changed what the module is built from, so that
         # commits elsewhere (this benchmark's own, say) do not force a rebuild.
@@ -79,10 +79,17 @@ for rev in $revs; do
             # A target directory per revision: `git archive` stamps files with the commit's
             # time and cargo names path crates by their place in the workspace, so a shared
             # one would take an older revision's build as up to date for a newer one.
-            CARGO_TARGET_DIR="$work/build/$label" cargo build -q -p taskgate-proxy \
-                --target wasm32-wasip1 --release --manifest-path "$src/Cargo.toml"
-            cp "$work/build/$label/wasm32-wasip1/release/taskgate_proxy.wasm" \
-                "$work/wasm/$label.wasm"
+            # A revision with scripts/build-module ships what it builds; an older one ships
+            # cargo's release output.
+            if [[ -f "$src/scripts/build-module" ]]; then
+                CARGO_TARGET_DIR="$work/build/$label" bash "$src/scripts/build-module" >&2
+                cp "$work/build/$label/taskgate.wasm" "$work/wasm/$label.wasm"
+            else
+                CARGO_TARGET_DIR="$work/build/$label" cargo build -q -p taskgate-proxy \
+                    --target wasm32-wasip1 --release --manifest-path "$src/Cargo.toml"
+                cp "$work/build/$label/wasm32-wasip1/release/taskgate_proxy.wasm" \
+                    "$work/wasm/$label.wasm"
+            fi
         fi
     fi
     labels+=("$label")

@@ -12,7 +12,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 envoy="${ENVOY:-.venv/bin/envoy}"
-wasm="$repo/target/wasm32-wasip1/release/taskgate_proxy.wasm"
+wasm="$repo/target/taskgate.wasm"
 work="$repo/target/taskgate-ecds"
 rm -rf "$work" && mkdir -p "$work"
 

@@ -68,7 +68,7 @@ struct ModuleArgs {
     /// The taskgate proxy-wasm module.
     #[arg(
         long,
-        default_value = "target/wasm32-wasip1/release/taskgate_proxy.wasm"
+        default_value = "target/taskgate.wasm"
     )]
     wasm: PathBuf,
 }
@@ -79,7 +79,7 @@ impl ModuleArgs {
         require_file(
             &self.wasm,
             "module",
-            "build it with `cargo build -p taskgate-proxy --target wasm32-wasip1 --release`",
+            "build it with `scripts/build-module`",
         )?;
         Ok(&self.wasm)
     }

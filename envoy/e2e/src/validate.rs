@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The module path that the example bootstraps name, relative to the
 /// repository root.
-const EXAMPLE_WASM_PATH: &str = "target/wasm32-wasip1/release/taskgate_proxy.wasm";
+const EXAMPLE_WASM_PATH: &str = "target/taskgate.wasm";
 /// The longest a validation may take.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 

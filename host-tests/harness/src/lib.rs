@@ -7,7 +7,7 @@
 //! ```no_run
 //! use taskgate_harness::{Harness, Request};
 //!
-//! let mut harness = Harness::new("target/wasm32-wasip1/release/taskgate_proxy.wasm")?;
+//! let mut harness = Harness::new("target/taskgate.wasm")?;
 //! harness.configure(br#"{"providers": {}}"#)?;
 //! let exchange = harness.send(&Request::get("api.internal", "/v1/items"))?;
 //! println!("{}", exchange.status());
@@ -41,14 +41,13 @@ pub use logs::{LogLine, LogSource};
 pub use module::Plugin;
 pub use scenario::WasmtimeHost;
 
-/// Where `cargo build -p taskgate-proxy --target wasm32-wasip1 --release` puts the module,
-/// relative to the workspace root.
-pub const RELEASE_MODULE: &str = "target/wasm32-wasip1/release/taskgate_proxy.wasm";
+/// Where `scripts/build-module` puts the module a proxy loads, relative to the workspace root.
+pub const RELEASE_MODULE: &str = "target/taskgate.wasm";
 
 /// The release module of this workspace: under `$CARGO_TARGET_DIR` when that is set, else
 /// under the workspace's own `target/`.
 pub fn default_module_path() -> std::path::PathBuf {
-    let relative = "wasm32-wasip1/release/taskgate_proxy.wasm";
+    let relative = "taskgate.wasm";
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => std::path::PathBuf::from(dir).join(relative),
         None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,4 +57,4 @@ pub fn default_module_path() -> std::path::PathBuf {
 }
 
 /// The command that builds the release module, for messages that tell a reader how to get it.
-pub const BUILD_COMMAND: &str = "cargo build -p taskgate-proxy --target wasm32-wasip1 --release";
+pub const BUILD_COMMAND: &str = "scripts/build-module";

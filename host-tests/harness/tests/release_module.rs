@@ -1,4 +1,4 @@
-//! The real taskgate module (`target/wasm32-wasip1/release/taskgate_proxy.wasm`) in the
+//! The real taskgate module (`target/taskgate.wasm`) in the
 //! harness. Build it first with `cargo build -p taskgate-proxy --target wasm32-wasip1
 //! --release`; these tests fail, saying so, when it is missing.
 //!

@@ -224,14 +224,15 @@ impl HttpContext for Filter {
         match self.worker.judge(&gate, Some(self.context_id)) {
             Judged::Paused => Action::Pause,
             Judged::Failed => deny_raw(503, "host_error", "taskgate could not read the request"),
-            Judged::Decided(decision) => self.worker.act(*decision),
+            Judged::Decided(decision, present) => self.worker.act(*decision, &present),
         }
     }
 }
 
 /// The outcome of deciding the stream in the effective context.
 enum Judged {
-    Decided(Box<Decision>),
+    /// With the names of the request's headers.
+    Decided(Box<Decision>, Vec<String>),
     /// Waiting for keys.
     Paused,
     /// The host could not hand over the request.
@@ -312,7 +313,8 @@ impl Worker {
                 Step::Refuse => {}
             }
         }
-        Judged::Decided(Box::new(decision))
+        let present = headers.into_iter().map(|(name, _)| name).collect();
+        Judged::Decided(Box::new(decision), present)
     }
 
     fn decide(&self, gate: &Gate, request: &Request<'_>, now: u64) -> Decision {
@@ -323,16 +325,26 @@ impl Worker {
         }
     }
 
-    /// Counts, logs and applies a decision to the stream of the effective context.
-    fn act(&self, decision: Decision) -> Action {
+    /// Counts, logs and applies a decision to the stream of the effective context. `present`
+    /// names the request's headers, read in the same callback: removing a header the request
+    /// does not carry would only cost a host call.
+    fn act(&self, decision: Decision, present: &[String]) -> Action {
         self.counters.count(&decision);
-        log(
-            LogLevel::Debug,
-            &format!("taskgate: {}", decision.log_line()),
-        );
+        // The line is built only when the host would keep it: at Envoy's default `info` level
+        // every request would otherwise pay for formatting a line that is dropped.
+        if matches!(
+            hostcalls::get_log_level(),
+            Ok(LogLevel::Trace | LogLevel::Debug)
+        ) {
+            log(
+                LogLevel::Debug,
+                &format!("taskgate: {}", decision.log_line()),
+            );
+        }
         match decision.verdict {
             Verdict::Allow { remove, set } => {
-                for name in &remove {
+                let carried = |name: &str| present.iter().any(|p| p.eq_ignore_ascii_case(name));
+                for name in remove.iter().filter(|name| carried(name)) {
                     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
                 }
                 for (name, value) in &set {
@@ -371,8 +383,8 @@ impl Worker {
                 // The stream is gone: its client left while it waited.
                 continue;
             }
-            let decision = match self.judge(&waiter.gate, None) {
-                Judged::Decided(decision) => *decision,
+            let (decision, present) = match self.judge(&waiter.gate, None) {
+                Judged::Decided(decision, present) => (*decision, present),
                 Judged::Paused | Judged::Failed => {
                     deny_raw(503, "host_error", "taskgate could not read the request");
                     continue;
@@ -383,7 +395,7 @@ impl Worker {
             {
                 keys.remember_absent(missing, now);
             }
-            if self.act(decision) == Action::Continue {
+            if self.act(decision, &present) == Action::Continue {
                 if let Err(status) = hostcalls::resume_http_request() {
                     log(
                         LogLevel::Error,
