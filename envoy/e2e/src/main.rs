@@ -66,21 +66,14 @@ struct JwksArgs {
 #[derive(Debug, Args)]
 struct ModuleArgs {
     /// The taskgate proxy-wasm module.
-    #[arg(
-        long,
-        default_value = "target/taskgate.wasm"
-    )]
+    #[arg(long, default_value = "target/taskgate.wasm")]
     wasm: PathBuf,
 }
 
 impl ModuleArgs {
     /// The module's path, once it is known to exist.
     fn path(&self) -> Result<&Path, String> {
-        require_file(
-            &self.wasm,
-            "module",
-            "build it with `scripts/build-module`",
-        )?;
+        require_file(&self.wasm, "module", "build it with `scripts/build-module`")?;
         Ok(&self.wasm)
     }
 }
