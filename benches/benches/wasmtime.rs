@@ -7,9 +7,10 @@
 //! iteration, minted before the clock starts, as when every workload presents a new token) and
 //! a repeated token (the same token every iteration, as when one workload calls again within
 //! its token's lifetime, served from the verified-token cache). The native side keeps one
-//! cache across requests as the module does, so both sides do the same work. The module is the
-//! one Envoy loads, `target/taskgate.wasm`; when it is missing this
-//! prints how to build it and measures nothing.
+//! cache across requests as the module does, so both sides do the same work. A plugin update
+//! (instantiation and `on_configure`) is measured at 1 and at 1,000 rules. The module is the one
+//! Envoy loads, `target/taskgate.wasm`; when it is missing this prints how to build it and
+//! measures nothing.
 
 #![allow(
     clippy::expect_used,
@@ -23,8 +24,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion};
 use taskgate::TokenCache;
 use taskgate_benches::{
-    bearer, expect_allowed, gate, key_ring, mint, one_rule_config, request as native_request, HOST,
-    NOW, PATH,
+    bearer, expect_allowed, gate, key_ring, many_rules_config, mint, one_rule_config,
+    request as native_request, RuleShape, HOST, NOW, PATH,
 };
 use taskgate_harness::{default_module_path, Harness, LogLevel, Plugin, Request, BUILD_COMMAND};
 use taskgate_scenario::KeyRing;
@@ -139,6 +140,28 @@ fn per_algorithm(c: &mut Criterion, plugin: &Plugin, ring: &KeyRing, alg: &str, 
     group.finish();
 }
 
+/// A plugin update: a new VM instance of the module and its `on_configure`, at 1 and at 1,000
+/// rules, beside `Gate::new` natively. The difference between the two module figures is what
+/// 999 more rules cost `on_configure`; the 1-rule figure is mostly instantiation.
+fn configure(c: &mut Criterion, plugin: &Plugin, ring: &KeyRing) {
+    let one = one_rule_config(ring, "ed").expect("a one-rule configuration");
+    let many = many_rules_config(ring, "ed", 1_000, RuleShape::DistinctLeading)
+        .expect("a 1,000-rule configuration");
+    let mut wasm = harness(plugin, &one);
+    wasm.configure(&many)
+        .expect("the release module accepts the 1,000-rule configuration");
+    let mut group = c.benchmark_group("configure");
+    for (rules, config) in [("1_rule", &one), ("1000_rules", &many)] {
+        group.bench_function(BenchmarkId::new("wasmtime", rules), |b| {
+            b.iter(|| wasm.configure(black_box(config)).is_ok());
+        });
+        group.bench_function(BenchmarkId::new("native", rules), |b| {
+            b.iter(|| taskgate::Gate::new(black_box(config)).is_ok());
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let module = default_module_path();
     if !Path::new(&module).is_file() {
@@ -157,5 +180,6 @@ fn main() {
     for (alg, key) in ALGORITHMS {
         per_algorithm(&mut criterion, &plugin, &ring, alg, key);
     }
+    configure(&mut criterion, &plugin, &ring);
     criterion.final_summary();
 }

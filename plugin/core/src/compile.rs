@@ -162,9 +162,12 @@ impl Compiler {
         identity_headers.dedup();
         let names: Vec<&String> = raw.providers.keys().collect();
         let mut rules: Vec<Rule> = Vec::new();
+        // A set, not a scan of the rules so far: that would make configuring grow with the
+        // square of the number of rules.
+        let mut seen = std::collections::HashSet::new();
         for (index, rule) in raw.rules.iter().enumerate() {
             let path = format!("rules[{index}]");
-            if rules.iter().any(|r| r.name == rule.name) {
+            if !seen.insert(rule.name.as_str()) {
                 self.error(
                     format!("{path}.name"),
                     format!("rule name `{}` is used twice", rule.name),

@@ -210,8 +210,7 @@ fn parse_key(entry: &Value, accepted: &[Alg], spiffe: bool) -> Result<Key, KeyEr
             Material::Rsa(rsa, key)
         }
         (Alg::Es256, JsonWebKey::EllipticCurve { curve, x, y, .. }) if curve == "P-256" => {
-            let key = PointKey::p256(x, y)
-                .ok_or_else(|| unusable(&"`x` and `y` must be 32 bytes each"))?;
+            let key = PointKey::p256(x, y).map_err(|e| unusable(&e))?;
             Material::Point(PointAlgorithm::ES256, key)
         }
         (Alg::EdDsa, JsonWebKey::KeyPair { curve, x, .. }) if curve == "Ed25519" => {

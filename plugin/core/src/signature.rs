@@ -5,9 +5,11 @@
 //! compiled to WebAssembly verifies RS256 and PS256 in about half the time of the pure-Rust `rsa`
 //! crate, ES256 faster than `p256`, and EdDSA as fast as `ed25519-dalek`, in a smaller module.
 //! ring keeps no parsed public key for these algorithms, so each check parses the key's bytes
-//! again; that parse is part of every measured figure. The key bytes are validated here, once, at
-//! configuration, against the same limits ring applies, so that a key ring would refuse is
-//! reported with its reason instead of silently failing every token it is asked to check.
+//! again; that parse is part of every measured figure. A key ring would refuse fails every check
+//! exactly as a bad signature does, so keys are validated here, once, at configuration, and a bad
+//! one is reported with its reason: RSA keys against ring's limits, P-256 points on the curve.
+//! Ed25519 keys are checked for length only (ring has no call that decodes an Edwards point
+//! alone): an `x` of 32 bytes that is not a point refuses every token as a bad signature.
 
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
@@ -183,16 +185,20 @@ impl PointAlgorithm {
 pub struct PointKey(Vec<u8>);
 
 impl PointKey {
-    /// The P-256 point of a JWK's `x` and `y`, 32 bytes each.
-    pub fn p256(x: &[u8], y: &[u8]) -> Option<Self> {
+    /// The P-256 point of a JWK's `x` and `y`, 32 bytes each, once it is known to be on the
+    /// curve.
+    pub fn p256(x: &[u8], y: &[u8]) -> Result<Self, &'static str> {
         if x.len() != 32 || y.len() != 32 {
-            return None;
+            return Err("`x` and `y` must be 32 bytes each");
         }
         let mut sec1 = Vec::with_capacity(65);
         sec1.push(4);
         sec1.extend_from_slice(x);
         sec1.extend_from_slice(y);
-        Some(Self(sec1))
+        if p256_point_refused(&sec1) {
+            return Err("`x` and `y` are not a point on P-256");
+        }
+        Ok(Self(sec1))
     }
 
     /// The Ed25519 point of a JWK's `x`, 32 bytes.
@@ -219,6 +225,21 @@ impl Algorithm for PointAlgorithm {
             .verify(message, &signature.0)
             .is_ok()
     }
+}
+
+/// Whether ring refuses `sec1` as a P-256 public key. ring has no call that only validates an
+/// ECDSA public key, and a key it refuses would fail every signature check the same way a bad
+/// signature does, so the point goes through the validation ring's ECDH applies to a peer's key
+/// (on the curve, coordinates below the field prime), against a throwaway key. Without a source of
+/// randomness for that key (a host that offers none) the point is kept unchecked: a bad one then
+/// refuses its tokens as bad signatures.
+fn p256_point_refused(sec1: &[u8]) -> bool {
+    use ring::agreement::{agree_ephemeral, EphemeralPrivateKey, UnparsedPublicKey, ECDH_P256};
+    let Ok(ours) = EphemeralPrivateKey::generate(&ECDH_P256, &ring::rand::SystemRandom::new())
+    else {
+        return false;
+    };
+    agree_ephemeral(ours, &UnparsedPublicKey::new(&ECDH_P256, sec1), |_| ()).is_err()
 }
 
 /// SHA-256 of `bytes`.
@@ -292,10 +313,34 @@ mod tests {
         );
     }
 
+    /// The P-256 base point.
+    const GX: &str = "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
+    const GY: &str = "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
     #[test]
-    fn points_have_their_curve_s_length() {
-        assert!(PointKey::p256(&[1; 32], &[2; 32]).is_some());
-        assert!(PointKey::p256(&[1; 31], &[2; 32]).is_none());
+    fn p256_keys_are_points_on_the_curve() {
+        assert!(PointKey::p256(&hex(GX), &hex(GY)).is_ok());
+        let mut y = hex(GY);
+        y[31] ^= 1;
+        assert_eq!(
+            PointKey::p256(&hex(GX), &y).unwrap_err(),
+            "`x` and `y` are not a point on P-256"
+        );
+        assert_eq!(
+            PointKey::p256(&[1; 31], &[2; 32]).unwrap_err(),
+            "`x` and `y` must be 32 bytes each"
+        );
+    }
+
+    #[test]
+    fn ed25519_keys_are_32_bytes() {
         assert!(PointKey::ed25519(&[1; 32]).is_some());
         assert!(PointKey::ed25519(&[1; 33]).is_none());
     }
