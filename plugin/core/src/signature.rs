@@ -233,6 +233,7 @@ impl Algorithm for PointAlgorithm {
 /// (on the curve, coordinates below the field prime), against a throwaway key. Without a source of
 /// randomness for that key (a host that offers none) the point is kept unchecked: a bad one then
 /// refuses its tokens as bad signatures.
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 fn p256_point_refused(sec1: &[u8]) -> bool {
     use ring::agreement::{agree_ephemeral, EphemeralPrivateKey, UnparsedPublicKey, ECDH_P256};
     let Ok(ours) = EphemeralPrivateKey::generate(&ECDH_P256, &ring::rand::SystemRandom::new())
@@ -240,6 +241,13 @@ fn p256_point_refused(sec1: &[u8]) -> bool {
         return false;
     };
     agree_ephemeral(ours, &UnparsedPublicKey::new(&ECDH_P256, sec1), |_| ()).is_err()
+}
+
+/// On `wasm32-unknown-unknown` ring has no source of randomness (it would need JavaScript's), so
+/// the point is kept unchecked, as on a host without randomness.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+fn p256_point_refused(_sec1: &[u8]) -> bool {
+    false
 }
 
 /// SHA-256 of `bytes`.
