@@ -214,7 +214,7 @@ fn parse_key(entry: &Value, accepted: &[Alg], spiffe: bool) -> Result<Key, KeyEr
             Material::Point(PointAlgorithm::ES256, key)
         }
         (Alg::EdDsa, JsonWebKey::KeyPair { curve, x, .. }) if curve == "Ed25519" => {
-            let key = PointKey::ed25519(x).ok_or_else(|| unusable(&"`x` must be 32 bytes"))?;
+            let key = PointKey::ed25519(x).map_err(|e| unusable(&e))?;
             Material::Point(PointAlgorithm::EDDSA, key)
         }
         _ => return Err(unusable(&"the key's type does not fit its algorithm")),

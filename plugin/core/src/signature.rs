@@ -7,9 +7,9 @@
 //! ring keeps no parsed public key for these algorithms, so each check parses the key's bytes
 //! again; that parse is part of every measured figure. A key ring would refuse fails every check
 //! exactly as a bad signature does, so keys are validated here, once, at configuration, and a bad
-//! one is reported with its reason: RSA keys against ring's limits, P-256 points on the curve.
-//! Ed25519 keys are checked for length only (ring has no call that decodes an Edwards point
-//! alone): an `x` of 32 bytes that is not a point refuses every token as a bad signature.
+//! one is reported with its reason: RSA keys against ring's limits, P-256 and Ed25519 points on
+//! their curves (the latter with `curve25519-dalek`, since ring has no call that decodes an
+//! Edwards point alone).
 
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
@@ -201,9 +201,13 @@ impl PointKey {
         Ok(Self(sec1))
     }
 
-    /// The Ed25519 point of a JWK's `x`, 32 bytes.
-    pub fn ed25519(x: &[u8]) -> Option<Self> {
-        (x.len() == 32).then(|| Self(x.to_vec()))
+    /// The Ed25519 point of a JWK's `x`, 32 bytes, once it is known to decode to a point.
+    pub fn ed25519(x: &[u8]) -> Result<Self, &'static str> {
+        let bytes = <[u8; 32]>::try_from(x).map_err(|_| "`x` must be 32 bytes")?;
+        curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or("`x` is not a point on Ed25519")?;
+        Ok(Self(bytes.to_vec()))
     }
 }
 
@@ -348,9 +352,21 @@ mod tests {
     }
 
     #[test]
-    fn ed25519_keys_are_32_bytes() {
-        assert!(PointKey::ed25519(&[1; 32]).is_some());
-        assert!(PointKey::ed25519(&[1; 33]).is_none());
+    fn ed25519_keys_are_points_on_the_curve() {
+        // RFC 8032 §7.1, test 1.
+        let key = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert!(PointKey::ed25519(&key).is_ok());
+        // y = 2 has no x on the curve: 2^2 - 1 over 1 + d * 2^2 is not a square mod p.
+        let mut not_a_point = [0; 32];
+        not_a_point[0] = 2;
+        assert_eq!(
+            PointKey::ed25519(&not_a_point).unwrap_err(),
+            "`x` is not a point on Ed25519"
+        );
+        assert_eq!(
+            PointKey::ed25519(&key[..31]).unwrap_err(),
+            "`x` must be 32 bytes"
+        );
     }
 
     #[test]
