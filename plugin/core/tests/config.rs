@@ -303,3 +303,24 @@ fn a_spiffe_bundle_key_in_local_jwks_needs_a_trust_domain() {
     c["providers"]["mesh"]["trust_domain"] = json!("prod.acme");
     assert_eq!(errors(&c), Vec::<String>::new());
 }
+
+#[test]
+fn skips_keys_that_are_not_points_on_their_curve_and_says_so() {
+    let mut off_curve = ec_key();
+    // The same x with another y: not on P-256.
+    off_curve["y"] = json!("Ny8yAdyxXr1K-xD94FfAtl_ffKOrxSX4Rgfp1J5ykGo");
+    let not_ed25519 = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k3",
+                             "x": "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
+    let mut c = config();
+    c["providers"]["mesh"]["local_jwks"]["inline"]["keys"] =
+        json!([ec_key(), off_curve, not_ed25519]);
+    let (_, warnings) = Gate::new(&c.to_string()).unwrap();
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "`providers.mesh.local_jwks.keys[1]`: key cannot be used for `ES256`: `x` and `y` are not a point on P-256",
+            "`providers.mesh.local_jwks.keys[2]`: key cannot be used for `EdDSA`: `x` is not a point on Ed25519",
+        ]
+    );
+}
