@@ -114,7 +114,7 @@ impl TokenCache {
             return;
         }
         match self.entries.get(token) {
-            Some(entry) if entry.location == location => return,
+            Some(entry) if entry.location == location && now < entry.expires_at => return,
             Some(_) => self.remove(token),
             None => {}
         }

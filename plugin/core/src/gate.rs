@@ -238,6 +238,20 @@ impl Gate {
     ) -> Decision {
         let plan = &self.plan;
         let mut remove = plan.identity_headers.clone();
+        // Servers that read headers through CGI-style names take `x_taskgate-subject` for
+        // `x-taskgate-subject` too: a client's copy under any mix of `-` and `_` goes.
+        for (name, _) in request.headers {
+            let spelled = |identity: &String| {
+                identity.len() == name.len()
+                    && identity.bytes().zip(name.bytes()).all(|(a, b)| {
+                        a.eq_ignore_ascii_case(&b)
+                            || (matches!(a, b'-' | b'_') && matches!(b, b'-' | b'_'))
+                    })
+            };
+            if plan.identity_headers.iter().any(spelled) {
+                remove.push(name.to_ascii_lowercase());
+            }
+        }
         let mut set = Vec::new();
         for (item, verified) in found.iter().zip(verified) {
             let forwarded = plan

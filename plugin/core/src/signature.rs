@@ -90,6 +90,9 @@ impl RsaKey {
         let n = strip_leading_zeros(n);
         let e = strip_leading_zeros(e);
         let bits = bit_length(n);
+        if bits == 0 {
+            return Err(RsaKeyError::EmptyModulus);
+        }
         if bits < RSA_MIN_BITS {
             return Err(RsaKeyError::TooShort(bits));
         }
@@ -119,6 +122,7 @@ pub enum RsaKeyError {
     /// Shorter than [`RSA_MIN_BITS`]: dangerous, so the configuration fails.
     TooShort(usize),
     TooLong(usize),
+    EmptyModulus,
     EvenModulus,
     Exponent,
 }
@@ -136,6 +140,7 @@ impl std::fmt::Display for RsaKeyError {
                 f,
                 "RSA key of {bits} bits is longer than {RSA_MAX_BITS} bits"
             ),
+            Self::EmptyModulus => f.write_str("RSA modulus `n` is zero"),
             Self::EvenModulus => f.write_str("RSA modulus `n` is even"),
             Self::Exponent => {
                 f.write_str("RSA exponent `e` must be odd, at least 3 and below 2^33")
@@ -204,9 +209,13 @@ impl PointKey {
     /// The Ed25519 point of a JWK's `x`, 32 bytes, once it is known to decode to a point.
     pub fn ed25519(x: &[u8]) -> Result<Self, &'static str> {
         let bytes = <[u8; 32]>::try_from(x).map_err(|_| "`x` must be 32 bytes")?;
-        curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
             .decompress()
             .ok_or("`x` is not a point on Ed25519")?;
+        // A point of small order (the identity, say) verifies signatures anyone can make.
+        if point.is_small_order() {
+            return Err("`x` is a point of small order, which anyone can sign for");
+        }
         Ok(Self(bytes.to_vec()))
     }
 }
@@ -294,6 +303,11 @@ mod tests {
         );
         assert!(RsaKey::new(&modulus(2048), &[0, 1, 0, 1]).is_ok());
         assert_eq!(
+            RsaKey::new(&[0, 0], &[3]).unwrap_err(),
+            RsaKeyError::EmptyModulus,
+            "skipped as malformed, not refused as short"
+        );
+        assert_eq!(
             RsaKey::new(&modulus(8193), &[3]).unwrap_err(),
             RsaKeyError::TooLong(8193)
         );
@@ -362,6 +376,12 @@ mod tests {
         assert_eq!(
             PointKey::ed25519(&not_a_point).unwrap_err(),
             "`x` is not a point on Ed25519"
+        );
+        let mut identity = [0; 32];
+        identity[0] = 1;
+        assert_eq!(
+            PointKey::ed25519(&identity).unwrap_err(),
+            "`x` is a point of small order, which anyone can sign for"
         );
         assert_eq!(
             PointKey::ed25519(&key[..31]).unwrap_err(),

@@ -330,17 +330,13 @@ impl Worker {
     /// does not carry would only cost a host call.
     fn act(&self, decision: Decision, present: &[String]) -> Action {
         self.counters.count(&decision);
-        // The line is built only when the host would keep it: at Envoy's default `info` level
-        // every request would otherwise pay for formatting a line that is dropped.
-        if matches!(
-            hostcalls::get_log_level(),
-            Ok(LogLevel::Trace | LogLevel::Debug)
-        ) {
-            log(
-                LogLevel::Debug,
-                &format!("taskgate: {}", decision.log_line()),
-            );
-        }
+        // The host drops the line below its log level. Asking for the level first would save
+        // formatting it, but the SDK reads the host's answer into an enum that lacks Envoy's
+        // `off` (6), which Rust may not hold.
+        log(
+            LogLevel::Debug,
+            &format!("taskgate: {}", decision.log_line()),
+        );
         match decision.verdict {
             Verdict::Allow { remove, set } => {
                 let carried = |name: &str| present.iter().any(|p| p.eq_ignore_ascii_case(name));
