@@ -7,10 +7,12 @@
 //! tokens without one). Everything that depends on the request (rules, scopes, bindings, peer,
 //! age, time windows) still runs on every request. A cache belongs to one [`crate::Gate`]: used
 //! with another (a new configuration), or once the gate's keys have changed, it empties itself
-//! first, so a token is never served under a configuration or a key set that did not verify it. Only successes are kept; a refused token is checked
-//! again each time.
+//! first, so a token is never served under a configuration or a key set that did not verify it.
+//! Only successes are kept; a refused token is checked again each time.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use crate::provider::Verified;
@@ -21,12 +23,13 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// How long a token without `exp` may be served from the cache, in seconds.
 const TTL_WITHOUT_EXP: u64 = 60;
 
-/// Verified tokens by their text, and the same tokens in the order they expire, so that a full
-/// cache drops expired entries and then the soonest to expire without scanning: a worker that sees
-/// a new token on every request pays a logarithm per insertion, not the cache's size.
+/// Verified tokens by where they were found and their text, and the same keys in the order they
+/// expire, so that a full cache drops expired entries and then the soonest to expire without
+/// scanning: a worker that sees a new token on every request pays a logarithm per insertion, not
+/// the cache's size.
 pub struct TokenCache {
-    entries: HashMap<Rc<str>, Entry>,
-    by_expiry: BTreeMap<(u64, u64), Rc<str>>,
+    entries: HashMap<Key, Entry>,
+    by_expiry: BTreeMap<(u64, u64), Key>,
     /// Tells apart entries that expire in the same second.
     serial: u64,
     capacity: usize,
@@ -36,10 +39,71 @@ pub struct TokenCache {
     misses: u64,
 }
 
+/// A token and where in the request it was found: another location may belong to other
+/// providers, so it is another entry.
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    location: usize,
+    token: Rc<str>,
+}
+
+/// The fields of a [`Key`], borrowed, so that a lookup with the request's `&str` allocates
+/// nothing.
+trait KeyView {
+    fn location(&self) -> usize;
+    fn token(&self) -> &str;
+}
+
+impl KeyView for Key {
+    fn location(&self) -> usize {
+        self.location
+    }
+
+    fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl KeyView for (usize, &str) {
+    fn location(&self) -> usize {
+        self.0
+    }
+
+    fn token(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for Key {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+// `Key` and its borrowed view must hash and compare alike, so both go through the view.
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.location().hash(state);
+        self.token().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.location() == other.location() && self.token() == other.token()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn KeyView).hash(state);
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
-    /// Where in the request the token was found: another location may belong to other providers.
-    location: usize,
     verified: Verified,
     /// Served while `now < expires_at`; with `serial`, the entry's key in `by_expiry`.
     expires_at: u64,
@@ -89,15 +153,14 @@ impl TokenCache {
     }
 
     pub(crate) fn get(&mut self, location: usize, token: &str, now: u64) -> Option<Verified> {
-        let found = match self.entries.get(token) {
-            Some(entry) if entry.location == location && now < entry.expires_at => {
-                Some(entry.verified.clone())
-            }
-            Some(entry) if now >= entry.expires_at => {
-                self.remove(token);
+        let key = (location, token);
+        let found = match self.entries.get(&key as &dyn KeyView) {
+            Some(entry) if now < entry.expires_at => Some(entry.verified.clone()),
+            Some(_) => {
+                self.remove(&key);
                 None
             }
-            _ => None,
+            None => None,
         };
         match found {
             Some(_) => self.hits += 1,
@@ -113,26 +176,29 @@ impl TokenCache {
         if expires_at <= now {
             return;
         }
-        match self.entries.get(token) {
-            Some(entry) if entry.location == location && now < entry.expires_at => return,
-            Some(_) => self.remove(token),
+        let key = (location, token);
+        match self.entries.get(&key as &dyn KeyView) {
+            Some(entry) if now < entry.expires_at => return,
+            Some(_) => self.remove(&key),
             None => {}
         }
         while let Some(entry) = self.by_expiry.first_entry() {
             if entry.key().0 > now && self.entries.len() < self.capacity {
                 break;
             }
-            let token = entry.remove();
-            self.entries.remove(&token);
+            let key = entry.remove();
+            self.entries.remove(&key);
         }
         self.serial += 1;
-        let token: Rc<str> = Rc::from(token);
+        let key = Key {
+            location,
+            token: Rc::from(token),
+        };
         self.by_expiry
-            .insert((expires_at, self.serial), Rc::clone(&token));
+            .insert((expires_at, self.serial), key.clone());
         self.entries.insert(
-            token,
+            key,
             Entry {
-                location,
                 verified: verified.clone(),
                 expires_at,
                 serial: self.serial,
@@ -140,8 +206,8 @@ impl TokenCache {
         );
     }
 
-    fn remove(&mut self, token: &str) {
-        if let Some(entry) = self.entries.remove(token) {
+    fn remove(&mut self, key: &dyn KeyView) {
+        if let Some(entry) = self.entries.remove(key) {
             self.by_expiry.remove(&(entry.expires_at, entry.serial));
         }
     }
@@ -215,13 +281,14 @@ mod tests {
     }
 
     #[test]
-    fn a_token_found_elsewhere_replaces_its_entry_and_the_order_stays_consistent() {
+    fn a_token_found_in_two_places_has_an_entry_for_each_and_the_order_stays_consistent() {
         let mut cache = TokenCache::with_capacity(2);
         cache.put(0, "t", &verified(Some(20)), 10);
         cache.put(1, "t", &verified(Some(20)), 10);
-        assert_eq!((cache.len(), cache.by_expiry.len()), (1, 1));
+        assert_eq!((cache.len(), cache.by_expiry.len()), (2, 2));
         assert!(cache.get(1, "t", 11).is_some());
-        assert!(cache.get(0, "t", 11).is_none());
+        assert!(cache.get(0, "t", 11).is_some());
+        assert!(cache.get(2, "t", 11).is_none());
         for i in 0..100u64 {
             cache.put(0, &i.to_string(), &verified(Some(20 + i % 7)), 10);
             assert_eq!(cache.entries.len(), cache.by_expiry.len());
