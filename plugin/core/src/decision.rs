@@ -485,34 +485,73 @@ impl Decision {
     }
 
     /// One line for a decision log: codes, names and the verified subject; never a token.
-    pub fn log_line(&self) -> String {
+    /// Written straight into the caller's buffer: it is formatted on every request.
+    pub fn log_line(&self) -> LogLine<'_> {
+        LogLine(self)
+    }
+}
+
+/// A decision as one log line; see [`Decision::log_line`].
+#[derive(Debug)]
+pub struct LogLine<'d>(&'d Decision);
+
+impl std::fmt::Display for LogLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Names from the configuration are plain; subjects and actors come from tokens and are
         // quoted, so a `sub` holding spaces or newlines cannot forge a field or a line.
-        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-        let quoted = |v: &Option<String>| {
-            v.as_ref()
-                .map_or_else(|| "-".to_owned(), |s| format!("{s:?}"))
-        };
-        let chain = if self.actors.is_empty() {
-            "-".to_owned()
+        let decision = self.0;
+        let verdict = if decision.is_allow() { "allow" } else { "deny" };
+        write!(
+            f,
+            "decision={verdict} reason={} rule={} provider={} subject=",
+            decision.code(),
+            decision.rule.as_deref().unwrap_or("-"),
+            decision.provider.as_deref().unwrap_or("-"),
+        )?;
+        match &decision.subject {
+            Some(subject) => write!(f, "{subject:?}")?,
+            None => f.write_str("-")?,
+        }
+        if decision.actors.is_empty() {
+            f.write_str(" actors=-")
         } else {
-            format!("{:?}", self.actors)
-        };
-        format!(
-            "decision={} reason={} rule={} provider={} subject={} actors={}",
-            if self.is_allow() { "allow" } else { "deny" },
-            self.code(),
-            dash(&self.rule),
-            dash(&self.provider),
-            quoted(&self.subject),
-            chain,
-        )
+            write!(f, " actors={:?}", decision.actors)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_quote_what_tokens_said() {
+        let mut allowed = Decision {
+            verdict: Verdict::Allow {
+                remove: Vec::new(),
+                set: Vec::new(),
+            },
+            rule: Some("payments-read".to_owned()),
+            provider: Some("authz".to_owned()),
+            subject: Some("user 7731\nrule=x".to_owned()),
+            actors: vec!["agent".to_owned(), "planner".to_owned()],
+            missing_key: None,
+        };
+        assert_eq!(
+            allowed.log_line().to_string(),
+            r#"decision=allow reason=allowed rule=payments-read provider=authz subject="user 7731\nrule=x" actors=["agent", "planner"]"#
+        );
+        allowed.actors.clear();
+        allowed.subject = None;
+        assert!(allowed
+            .log_line()
+            .to_string()
+            .ends_with(" subject=- actors=-"));
+        assert_eq!(
+            Decision::deny(Reason::TokenMissing).log_line().to_string(),
+            "decision=deny reason=token_missing rule=- provider=- subject=- actors=-"
+        );
+    }
 
     #[test]
     fn every_reason_code_is_listed_once() {

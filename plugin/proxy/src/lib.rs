@@ -244,12 +244,18 @@ impl Worker {
     /// token naming a key a fetch might bring may pause the stream instead.
     fn judge(&self, gate: &Rc<Gate>, fetch: Option<u32>) -> Judged {
         // Header values are bytes on the wire; the SDK's string accessor panics on one that is
-        // not UTF-8, so they are read as bytes and decoded lossily (a token never survives that).
+        // not UTF-8, so they are read as bytes, kept as they are when they are UTF-8 (no copy)
+        // and decoded lossily otherwise (a token never survives that).
         let headers: Vec<(String, String)> =
             match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
                 Ok(pairs) => pairs
                     .into_iter()
-                    .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                    .map(|(name, value)| {
+                        let value = String::from_utf8(value).unwrap_or_else(|invalid| {
+                            String::from_utf8_lossy(invalid.as_bytes()).into_owned()
+                        });
+                        (name, value)
+                    })
                     .collect(),
                 Err(status) => {
                     log(
