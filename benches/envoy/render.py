@@ -8,6 +8,8 @@ forwards to the same upstream: a last listener that answers 200 by `direct_respo
 Variants (listener names):
   nofilter          router only
   trivial           a proxy-wasm filter comparing one header (benches/envoy/trivial-filter)
+  hostcalls         the same filter making, after its compare, the host calls taskgate makes
+                    for an allowed request with a cached token, deciding nothing
   jwt-N             jwt_authn (local JWKS, issuer, audience, lifetime) + rbac, N policies
   jwtcache-N        the same with jwt_authn's cache of verified tokens turned on
   tg-LABEL-N        taskgate (the module built from revision LABEL) with N rules
@@ -167,6 +169,8 @@ def main():
     listeners = [
         hcm("nofilter", [], upstream_route),
         hcm("trivial", [wasm("trivial", args.trivial_wasm, "")], upstream_route),
+        hcm("hostcalls", [wasm("hostcalls", args.trivial_wasm, "same-host-calls")],
+            upstream_route),
     ]
     for n in counts:
         listeners.append(hcm(f"jwt-{n}", [jwt_authn(jwks, False), rbac(n)], upstream_route))
