@@ -23,9 +23,13 @@ use taskgate_scenario::{KeyRing, MintSpec, PreparedRequest, TestKey};
 use crate::bootstrap::{self, Module};
 use crate::client::{Client, ALLOWED};
 use crate::envoy::{Envoy, EnvoyOptions};
-use crate::upstream::EchoUpstream;
+use crate::raw;
+use crate::upstream::{parse_echo, EchoUpstream};
 
 const ISSUER: &str = "https://issuer.test";
+const SUBJECT: &str = "spiffe://prod.acme/ns/shop/sa/checkout";
+const HOST: &str = "api.internal";
+const PATH: &str = "/v1/items";
 const CLUSTER: &str = "issuer_jwks";
 /// Requests the JWKS server answers before it stops.
 const MAX_JWKS_REQUESTS: usize = 200;
@@ -228,7 +232,7 @@ impl Run<'_> {
         }
         let spec: MintSpec = serde_json::from_value(json!({
             "key": key, "header": header,
-            "claims": {"iss": ISSUER, "sub": "spiffe://prod.acme/ns/shop/sa/checkout"}
+            "claims": {"iss": ISSUER, "sub": SUBJECT}
         }))
         .map_err(|e| e.to_string())?;
         spec.mint(self.keys, now).map_err(|e| e.to_string())
@@ -241,8 +245,8 @@ impl Run<'_> {
     fn send_token(&self, token: &str) -> Result<(u16, String), String> {
         let request = PreparedRequest {
             method: "GET".into(),
-            host: "api.internal".into(),
-            path: "/v1/items".into(),
+            host: HOST.into(),
+            path: PATH.into(),
             headers: vec![("authorization".into(), format!("Bearer {token}"))],
             properties: Default::default(),
             peer: None,
@@ -264,6 +268,40 @@ impl Run<'_> {
             what,
             (status, reason.as_str()) == want,
             &format!("{status} {reason}"),
+        );
+        Ok(())
+    }
+
+    /// Header values that are not UTF-8, which only a real proxy hands the module: a client's
+    /// identity headers holding such bytes (under both spellings) are replaced by the verified
+    /// ones, so the echo upstream, which reads ASCII only, sees the token's subject alone; such a
+    /// byte inside the token makes the token malformed.
+    fn raw_bytes(&mut self) -> Result<(), String> {
+        let bearer = format!("Bearer {}", self.token("old", None)?);
+        let headers: [(&str, &[u8]); 3] = [
+            ("authorization", bearer.as_bytes()),
+            ("x-taskgate-subject", b"caf\xe9"),
+            ("x_taskgate-subject", b"cr\xe8me"),
+        ];
+        let answer = raw::get(self.listener, HOST, PATH, &headers)?;
+        let subjects: Vec<String> = parse_echo(&answer.body)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| name.replace('_', "-") == "x-taskgate-subject")
+            .map(|(_, value)| value)
+            .collect();
+        self.check(
+            "identity headers that are not UTF-8 are replaced by the verified subject",
+            answer.status == 200 && subjects == [SUBJECT],
+            &format!("{} subjects {subjects:?}", answer.status),
+        );
+        let broken = [bearer.as_bytes(), b"\xff"].concat();
+        let answer = raw::get(self.listener, HOST, PATH, &[("authorization", &broken)])?;
+        let observed = (answer.status, answer.reason.as_deref());
+        self.check(
+            "a token holding a byte that is not UTF-8 is malformed",
+            observed == (401, Some("token_malformed")),
+            &format!("{} {}", observed.0, observed.1.unwrap_or("-")),
         );
         Ok(())
     }
@@ -342,6 +380,7 @@ pub fn run(options: &EnvoyOptions, wasm: &Path, deadline: Instant) -> Result<boo
         None,
         (200, ALLOWED),
     )?;
+    run.raw_bytes()?;
     server.set(Answer::Json(both.clone()));
     let before = server.served();
     run.expect(

@@ -11,6 +11,7 @@ mod client;
 mod envoy;
 mod host;
 mod jwks;
+mod raw;
 mod report;
 mod upstream;
 mod validate;
