@@ -389,6 +389,51 @@ fn discovery_finds_the_jwks_uri_of_the_same_issuer() {
     assert_eq!(authority.as_deref(), Some("keys.issuer.test"));
 }
 
+fn paths(harness: &Harness) -> Vec<String> {
+    harness
+        .callout_log()
+        .iter()
+        .filter_map(|call| call.headers.iter().find(|(name, _)| name == ":path"))
+        .map(|(_, path)| path.clone())
+        .collect()
+}
+
+#[test]
+fn a_discovered_jwks_uri_is_fetched_directly_until_a_fetch_through_it_fails() {
+    const DISCOVERY: &str = "/.well-known/openid-configuration";
+    let mut harness = configured(&discovery_config(json!({})), None);
+    let document = json!({"issuer": ISSUER, "jwks_uri": "https://keys.issuer.test/v1/keys"});
+    let callouts = harness.callouts_mut();
+    callouts.respond_once(CLUSTER, CalloutReply::json(document.to_string()));
+    callouts.respond_once(CLUSTER, jwks_reply(&["old"]));
+    // The refresh, four fifths into the 600 s cache duration, goes straight to the keys.
+    callouts.respond_once(CLUSTER, jwks_reply(&["old"]));
+    harness.advance(1_000).unwrap();
+    assert!(send(&mut harness, "old", None).forwarded());
+    harness.advance(480_000).unwrap();
+    assert_eq!(paths(&harness), [DISCOVERY, "/v1/keys", "/v1/keys"]);
+    assert_eq!(metric(&harness, "fetch_success"), 2);
+
+    // A refresh that fails makes the next attempt, one retry interval later, ask discovery.
+    let callouts = harness.callouts_mut();
+    callouts.respond_once(
+        CLUSTER,
+        CalloutReply::Respond {
+            status: 404,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+    );
+    callouts.respond_once(CLUSTER, CalloutReply::json(document.to_string()));
+    callouts.respond_once(CLUSTER, jwks_reply(&["old"]));
+    harness.advance(480_000).unwrap();
+    assert_eq!(metric(&harness, "fetch_failure"), 1);
+    harness.advance(20_000).unwrap();
+    assert_eq!(paths(&harness)[3..], ["/v1/keys", DISCOVERY, "/v1/keys"]);
+    assert_eq!(metric(&harness, "fetch_success"), 3);
+    assert!(send(&mut harness, "old", None).forwarded());
+}
+
 #[test]
 fn a_discovery_document_of_another_issuer_is_a_failed_fetch() {
     let mut harness = configured(&discovery_config(json!({})), None);

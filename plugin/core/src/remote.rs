@@ -2,7 +2,7 @@
 //! keys are used.
 //!
 //! Everything here is a plain function of the time (milliseconds) and of bytes; the host adapter
-//! makes the calls. Three pieces:
+//! makes the calls. Four pieces:
 //!
 //! - [`FetchRecord`]: the proxy-wide schedule of one key source, kept in shared data and updated
 //!   by compare-and-swap, so that one fetch is made per interval for the whole proxy rather than
@@ -10,6 +10,9 @@
 //!   record that claims it (a lease that ends with the fetch's timeout).
 //! - [`KidMemory`]: a worker's negative cache of `kid`s that a fetch did not bring, so that a
 //!   token naming a made-up `kid` is refused without asking again.
+//! - [`RemoteJwks::first_call`]: a `jwks_uri` found by discovery ([`Discovered`]) is fetched
+//!   directly for a day, or until a key fetch through it fails, instead of asking discovery
+//!   before every key fetch.
 //! - [`read_jwks`], [`read_discovery`], [`check_response`]: an answer is used only when it is a
 //!   `200` (a redirect is a failure and is never followed), within the size cap, strict JSON,
 //!   and holds at least one usable key. Anything else leaves the last good keys in use.
@@ -73,6 +76,35 @@ pub enum Source {
     Jwks(HttpUri),
     /// An OpenID Connect discovery document whose `jwks_uri` names the keys.
     Discovery(HttpUri),
+}
+
+/// How long a `jwks_uri` found by discovery is fetched directly before discovery is asked again.
+/// A failed key fetch forgets it at once, so an issuer that moves its keys is followed on the
+/// next attempt.
+pub const DISCOVERY_REUSE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The keys' URI found by discovery, and until when it is used without asking discovery again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    pub keys: HttpUri,
+    pub until: u64,
+}
+
+impl Discovered {
+    pub fn new(keys: HttpUri, now: u64) -> Self {
+        Self {
+            keys,
+            until: now.saturating_add(DISCOVERY_REUSE_MS),
+        }
+    }
+}
+
+/// The first call of a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstCall {
+    /// The discovery document, whose `jwks_uri` a second call fetches.
+    Discovery(HttpUri),
+    Keys(HttpUri),
 }
 
 /// A provider's compiled `remote_jwks`.
@@ -406,6 +438,18 @@ impl RemoteJwks {
     }
 
     /// Whether a fetch for `want` may start at `now`, given the shared `record`.
+    /// What a fetch starting at `now` asks first: the keys when their URI is configured or was
+    /// discovered recently, the discovery document otherwise.
+    pub fn first_call(&self, discovered: Option<&Discovered>, now: u64) -> FirstCall {
+        match (&self.source, discovered) {
+            (Source::Jwks(keys), _) => FirstCall::Keys(keys.clone()),
+            (Source::Discovery(_), Some(found)) if now < found.until => {
+                FirstCall::Keys(found.keys.clone())
+            }
+            (Source::Discovery(document), _) => FirstCall::Discovery(document.clone()),
+        }
+    }
+
     pub fn plan(&self, now: u64, record: &FetchRecord, want: Want) -> Schedule {
         if record.lease_until > now {
             return Schedule::Busy {
@@ -616,6 +660,38 @@ mod tests {
             }
         }
         assert_eq!(fetches, 4);
+    }
+
+    #[test]
+    fn a_discovered_jwks_uri_is_asked_first_until_it_ages_out() {
+        let Source::Jwks(document) = remote().source else {
+            unreachable!()
+        };
+        let discovery = RemoteJwks {
+            source: Source::Discovery(document.clone()),
+            ..remote()
+        };
+        let keys = document
+            .with_uri("https://keys.issuer.test/v1/keys")
+            .unwrap();
+        let found = Discovered::new(keys.clone(), 1_000);
+        assert_eq!(
+            discovery.first_call(None, 1_000),
+            FirstCall::Discovery(document.clone())
+        );
+        assert_eq!(
+            discovery.first_call(Some(&found), 1_000 + DISCOVERY_REUSE_MS - 1),
+            FirstCall::Keys(keys)
+        );
+        assert_eq!(
+            discovery.first_call(Some(&found), 1_000 + DISCOVERY_REUSE_MS),
+            FirstCall::Discovery(document.clone())
+        );
+        // A configured URI is always the keys', whatever was discovered.
+        assert_eq!(
+            remote().first_call(Some(&found), 1_000),
+            FirstCall::Keys(document)
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 use taskgate::decision::MissingKey;
 use taskgate::remote::{
-    self, FetchError, FetchRecord, HttpUri, KidMemory, RemoteJwks, Schedule, SharedSet, Source,
-    Want,
+    self, Discovered, FetchError, FetchRecord, FirstCall, HttpUri, KidMemory, RemoteJwks, Schedule,
+    SharedSet, Source, Want,
 };
 use taskgate::Gate;
 
@@ -101,6 +101,8 @@ struct SourceState {
     in_use_since: u64,
     sequence: Option<u64>,
     memory: KidMemory,
+    /// The keys' URI a discovery document named, fetched directly until it fails or ages out.
+    discovered: Option<Discovered>,
     in_flight: Option<InFlight>,
     waiters: Vec<Waiter>,
     metrics: Metrics,
@@ -162,6 +164,7 @@ impl Keys {
                     in_use_since: now,
                     sequence: None,
                     memory: KidMemory::default(),
+                    discovered: None,
                     in_flight: None,
                     waiters: Vec::new(),
                     metrics: Metrics::define(&p.name),
@@ -347,6 +350,7 @@ impl Keys {
                     stage: Stage::Jwks,
                     started: now,
                 });
+                source.discovered = Some(Discovered::new(target, now));
                 None
             }
             Err(error) => Some(error),
@@ -386,6 +390,8 @@ impl Keys {
             return;
         };
         update_record(&source.record_key(), |record| record.failed(now));
+        // The issuer may have moved its keys: the next attempt asks discovery again.
+        source.discovered = None;
         increment(source.metrics.failure);
         log(
             LogLevel::Warn,
@@ -423,9 +429,9 @@ impl Keys {
                 until: now.saturating_add(source.remote.timeout_ms()),
             };
         }
-        let (target, stage) = match &source.remote.source {
-            Source::Jwks(uri) => (uri.clone(), Stage::Jwks),
-            Source::Discovery(uri) => (uri.clone(), Stage::Discovery),
+        let (target, stage) = match source.remote.first_call(source.discovered.as_ref(), now) {
+            FirstCall::Keys(uri) => (uri, Stage::Jwks),
+            FirstCall::Discovery(uri) => (uri, Stage::Discovery),
         };
         match dispatch(&target) {
             Ok(token) => {
