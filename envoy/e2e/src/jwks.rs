@@ -317,6 +317,17 @@ impl Run<'_> {
     }
 }
 
+/// How long to wait before the probe that follows `failures` failed fetches in a row, so that
+/// it may fetch: past the 1 s refetch interval and past the retry delay, the 1 s retry interval
+/// doubled for each failure after the first, up to eight times.
+fn probe_wait(failures: usize) -> Duration {
+    let retry_ms: u64 = match failures {
+        0 => 0,
+        n => 1000 << (n - 1).min(3),
+    };
+    Duration::from_millis(retry_ms.max(1000) + 1100)
+}
+
 /// Generates two test keys (`old`, `new`) into a temporary folder and loads them.
 fn test_keys(work_dir: &Path) -> Result<KeyRing, String> {
     let dir = work_dir.join("jwks-keys");
@@ -452,8 +463,7 @@ pub fn run(options: &EnvoyOptions, wasm: &Path, deadline: Instant) -> Result<boo
         ),
     ];
     for (i, (name, answer)) in faults.into_iter().enumerate() {
-        // Past both the refetch and the retry interval, so the probe may fetch.
-        std::thread::sleep(Duration::from_millis(2100));
+        std::thread::sleep(probe_wait(i));
         server.set(answer);
         let before = server.served();
         let probe = format!("probe-{i}");
@@ -524,6 +534,12 @@ pub fn run(options: &EnvoyOptions, wasm: &Path, deadline: Instant) -> Result<boo
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn probes_wait_out_the_growing_retry_delay() {
+        let waits: Vec<u128> = (0..6).map(|n| probe_wait(n).as_millis()).collect();
+        assert_eq!(waits, [2100, 2100, 3100, 5100, 9100, 9100]);
+    }
 
     #[test]
     fn adds_the_jwks_cluster_before_the_others() {

@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 use crate::json;
 use crate::jwks::{self, Alg, KeyIssue, KeySet};
 
+/// The longest wait after failed fetches, in multiples of `retry_interval` (a power of two).
+pub const MAX_BACKOFF_FACTOR: u32 = 8;
 /// Deepest nesting accepted in a fetched document.
 const MAX_DEPTH: usize = 32;
 /// Longest `kid` remembered; a longer one is refused without a fetch.
@@ -356,6 +358,8 @@ pub struct FetchRecord {
     pub last_kid_fetch: u64,
     pub last_success: u64,
     pub last_failure: u64,
+    /// Failed fetches since the last success.
+    pub failures: u64,
     /// When the keys of the last success should be refreshed.
     pub refresh_at: u64,
 }
@@ -383,6 +387,7 @@ impl FetchRecord {
             last_kid_fetch: field(&value, "last_kid_fetch").unwrap_or(0),
             last_success: field(&value, "last_success").unwrap_or(0),
             last_failure: field(&value, "last_failure").unwrap_or(0),
+            failures: field(&value, "failures").unwrap_or(0),
             refresh_at: field(&value, "refresh_at").unwrap_or(0),
         }
     }
@@ -393,6 +398,7 @@ impl FetchRecord {
             "last_kid_fetch": self.last_kid_fetch,
             "last_success": self.last_success,
             "last_failure": self.last_failure,
+            "failures": self.failures,
             "refresh_at": self.refresh_at,
         })
         .to_string()
@@ -405,6 +411,7 @@ impl FetchRecord {
             lease_until: 0,
             last_success: now,
             last_failure: 0,
+            failures: 0,
             refresh_at: now.saturating_add(fresh_ms),
             ..self
         }
@@ -415,6 +422,7 @@ impl FetchRecord {
         Self {
             lease_until: 0,
             last_failure: now,
+            failures: self.failures.saturating_add(1),
             ..self
         }
     }
@@ -437,7 +445,6 @@ impl RemoteJwks {
         period / 5 * 4
     }
 
-    /// Whether a fetch for `want` may start at `now`, given the shared `record`.
     /// What a fetch starting at `now` asks first: the keys when their URI is configured or was
     /// discovered recently, the discovery document otherwise.
     pub fn first_call(&self, discovered: Option<&Discovered>, now: u64) -> FirstCall {
@@ -450,6 +457,17 @@ impl RemoteJwks {
         }
     }
 
+    /// How long after a failed fetch the next may start: `retry_interval` after the first failure
+    /// in a row, doubling with each further one up to [`MAX_BACKOFF_FACTOR`] times it, so that
+    /// an issuer that is down is not asked at a fixed pace for as long as it stays down.
+    pub fn retry_delay_ms(&self, failures: u64) -> u64 {
+        let doublings = failures
+            .saturating_sub(1)
+            .min(u64::from(MAX_BACKOFF_FACTOR.ilog2()));
+        self.retry_interval_ms.saturating_mul(1 << doublings)
+    }
+
+    /// Whether a fetch for `want` may start at `now`, given the shared `record`.
     pub fn plan(&self, now: u64, record: &FetchRecord, want: Want) -> Schedule {
         if record.lease_until > now {
             return Schedule::Busy {
@@ -458,7 +476,8 @@ impl RemoteJwks {
         }
         let retry_at = match record.last_failure {
             0 => 0,
-            failed => failed.saturating_add(self.retry_interval_ms),
+            // A record without the count (written before it was kept) counts one failure.
+            failed => failed.saturating_add(self.retry_delay_ms(record.failures.max(1))),
         };
         let due_at = match want {
             Want::Refresh if record.last_success == 0 => retry_at,
@@ -709,6 +728,37 @@ mod tests {
     }
 
     #[test]
+    fn failures_in_a_row_double_the_wait_up_to_eight_retry_intervals_and_a_success_resets_it() {
+        let mut record = FetchRecord::default();
+        let mut waits = Vec::new();
+        for failure in 0..6 {
+            let at = T + failure * 1_000_000;
+            record = record.failed(at);
+            let Schedule::NotBefore(due) = remote().plan(at + 1, &record, Want::Refresh) else {
+                panic!("a fetch right after a failure");
+            };
+            waits.push((due - at) / 1000);
+        }
+        assert_eq!(waits, [15, 30, 60, 120, 120, 120]);
+        let recovered = record
+            .succeeded(T + 9_000_000, 480_000)
+            .failed(T + 9_500_000);
+        assert_eq!(
+            remote().plan(T + 9_500_001, &recovered, Want::Kid),
+            Schedule::NotBefore(T + 9_515_000)
+        );
+        // A record without the count that says a fetch failed waits one interval.
+        let older = FetchRecord {
+            last_failure: T,
+            ..FetchRecord::default()
+        };
+        assert_eq!(
+            remote().plan(T + 1, &older, Want::Refresh),
+            Schedule::NotBefore(T + 15_000)
+        );
+    }
+
+    #[test]
     fn an_abandoned_lease_frees_the_source_after_it_ends() {
         let record = start(remote().plan(T, &FetchRecord::default(), Want::Refresh));
         start(remote().plan(record.lease_until, &record, Want::Refresh));
@@ -721,9 +771,13 @@ mod tests {
             last_kid_fetch: 2,
             last_success: 3,
             last_failure: 4,
+            failures: 6,
             refresh_at: 5,
         };
         assert_eq!(FetchRecord::decode(&record.encode()), record);
+        // A record of an older module, without the count, still reads.
+        let older = br#"{"lease_until":0,"last_kid_fetch":0,"last_success":0,"last_failure":9,"refresh_at":0}"#;
+        assert_eq!(FetchRecord::decode(older).last_failure, 9);
         assert_eq!(FetchRecord::decode(b"\xff"), FetchRecord::default());
     }
 
