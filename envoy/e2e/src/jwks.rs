@@ -5,10 +5,11 @@
 //! reaches it through a cluster `issuer_jwks` added to the suite bootstrap; the module fetches
 //! through that cluster. The server serves a bounded number of requests and stops when dropped.
 //!
-//! Checks: the first fetch; a rotation picked up by the first request that needs it, without a
-//! failed request; each fault (slow, 500, redirect, not JSON, huge, key-less, unusable keys)
-//! leaving traffic with the old keys flowing; and a flood of 1,000 made-up `kid`s causing at
-//! most one fetch per `kid_refetch_interval`, counted at the server.
+//! Checks: the first fetch; header values that are not UTF-8, sent byte for byte ([`raw`]); a
+//! rotation picked up by the first request that needs it, without a failed request; each fault
+//! (slow, 500, redirect, not JSON, huge, key-less, unusable keys) leaving traffic with the old
+//! keys flowing, the probes spaced by the growing retry delay; and a flood of 1,000 made-up
+//! `kid`s causing at most one fetch per `kid_refetch_interval`, counted at the server.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -318,8 +319,9 @@ impl Run<'_> {
 }
 
 /// How long to wait before the probe that follows `failures` failed fetches in a row, so that
-/// it may fetch: past the 1 s refetch interval and past the retry delay, the 1 s retry interval
-/// doubled for each failure after the first, up to eight times.
+/// it may fetch: past the 1 s refetch interval and past the retry delay, the policy's 1 s
+/// `retry_interval` doubled for each failure after the first, up to 8 × it
+/// (`taskgate::remote::MAX_BACKOFF_DOUBLINGS`); keys came before the faults, so the delay grows.
 fn probe_wait(failures: usize) -> Duration {
     let retry_ms: u64 = match failures {
         0 => 0,

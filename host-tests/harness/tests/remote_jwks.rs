@@ -314,24 +314,31 @@ fn bootstrap_keys_serve_a_cold_start_while_the_issuer_is_down() {
 }
 
 #[test]
-fn an_issuer_that_stays_down_is_asked_less_and_less_often() {
-    let extra = json!({"local_jwks": {"inline": jwks(&["old"])}});
-    let mut harness = configured(&config(extra), Some(CalloutReply::Timeout));
-    // Failures at 1 s, then after waits of 15, 30, 60 and 120 s (the 15 s retry interval,
-    // doubled up to eight times), then every 120 s.
+fn an_issuer_that_went_down_is_asked_less_and_less_often() {
+    let mut harness = configured(&config(json!({})), Some(jwks_reply(&["old"])));
+    harness.advance(1_000).unwrap();
+    assert_eq!(metric(&harness, "fetch_success"), 1);
+    let down = CalloutReply::Respond {
+        status: 503,
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    harness.script_callout(CLUSTER, down);
+    // The refresh falls due 480 s after the fetch; then the waits are 15, 30, 60 and 120 s (the
+    // 15 s retry interval, doubled up to eight times), then 120 s each.
     let mut failed_at = Vec::new();
-    for second in 1..=600 {
+    for second in 2..=1000 {
         harness.advance(1_000).unwrap();
         if metric(&harness, "fetch_failure") > failed_at.len() as u64 {
             failed_at.push(second);
         }
     }
-    assert_eq!(failed_at, [1, 16, 46, 106, 226, 346, 466, 586]);
+    assert_eq!(failed_at, [481, 496, 526, 586, 706, 826, 946]);
     assert!(send(&mut harness, "old", None).forwarded());
     // Once the issuer answers, at the next attempt, its keys are in use.
     harness.script_callout(CLUSTER, jwks_reply(&["new"]));
     harness.advance(120_000).unwrap();
-    assert_eq!(metric(&harness, "fetch_success"), 1);
+    assert_eq!(metric(&harness, "fetch_success"), 2);
     assert!(send(&mut harness, "new", None).forwarded());
 }
 

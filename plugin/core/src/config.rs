@@ -141,8 +141,8 @@ pub struct RawRemoteJwks {
     /// whole proxy. Default [`default_kid_refetch_interval`].
     #[serde(default = "default_kid_refetch_interval")]
     pub kid_refetch_interval: String,
-    /// Time after a failed fetch before the next attempt, doubled for each further failure in a
-    /// row up to eight times. Default [`default_retry_interval`].
+    /// Time after a failed fetch before the next attempt; once keys came from the source, twice
+    /// that after each further failure in a row, up to 8 × it. Default [`default_retry_interval`].
     #[serde(default = "default_retry_interval")]
     pub retry_interval: String,
     /// Largest response body accepted, in bytes. Default [`default_max_response_bytes`].

@@ -11,8 +11,8 @@
 //! - [`KidMemory`]: a worker's negative cache of `kid`s that a fetch did not bring, so that a
 //!   token naming a made-up `kid` is refused without asking again.
 //! - [`RemoteJwks::first_call`]: a `jwks_uri` found by discovery ([`Discovered`]) is fetched
-//!   directly for a day, or until a key fetch through it fails, instead of asking discovery
-//!   before every key fetch.
+//!   directly by refreshes for a day, until any fetch fails, instead of asking discovery before
+//!   every key fetch; [`RemoteJwks::retry_delay_ms`]: the wait after failures in a row grows.
 //! - [`read_jwks`], [`read_discovery`], [`check_response`]: an answer is used only when it is a
 //!   `200` (a redirect is a failure and is never followed), within the size cap, strict JSON,
 //!   and holds at least one usable key. Anything else leaves the last good keys in use.
@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 use crate::json;
 use crate::jwks::{self, Alg, KeyIssue, KeySet};
 
-/// The longest wait after failed fetches, in multiples of `retry_interval` (a power of two).
-pub const MAX_BACKOFF_FACTOR: u32 = 8;
+/// How many times the wait after failed fetches doubles: at most 8 × `retry_interval`.
+pub const MAX_BACKOFF_DOUBLINGS: u32 = 3;
 /// Deepest nesting accepted in a fetched document.
 const MAX_DEPTH: usize = 32;
 /// Longest `kid` remembered; a longer one is refused without a fetch.
@@ -81,14 +81,15 @@ pub enum Source {
 }
 
 /// How long a `jwks_uri` found by discovery is fetched directly before discovery is asked again.
-/// A failed key fetch forgets it at once, so an issuer that moves its keys is followed on the
-/// next attempt.
+/// Any failed fetch in the proxy, and any fetch for an unknown `kid`, asks discovery again, so an
+/// issuer that moves its keys is followed on the next attempt.
 pub const DISCOVERY_REUSE_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// The keys' URI found by discovery, and until when it is used without asking discovery again.
+/// The keys' URI found by discovery: when, and until when it is used without asking again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
     pub keys: HttpUri,
+    pub found_at: u64,
     pub until: u64,
 }
 
@@ -96,6 +97,7 @@ impl Discovered {
     pub fn new(keys: HttpUri, now: u64) -> Self {
         Self {
             keys,
+            found_at: now,
             until: now.saturating_add(DISCOVERY_REUSE_MS),
         }
     }
@@ -360,6 +362,9 @@ pub struct FetchRecord {
     pub last_failure: u64,
     /// Failed fetches since the last success.
     pub failures: u64,
+    /// The last failed fetch, kept across successes: a `jwks_uri` any worker discovered before
+    /// then is not used again without asking discovery.
+    pub doubted_at: u64,
     /// When the keys of the last success should be refreshed.
     pub refresh_at: u64,
 }
@@ -388,6 +393,7 @@ impl FetchRecord {
             last_success: field(&value, "last_success").unwrap_or(0),
             last_failure: field(&value, "last_failure").unwrap_or(0),
             failures: field(&value, "failures").unwrap_or(0),
+            doubted_at: field(&value, "doubted_at").unwrap_or(0),
             refresh_at: field(&value, "refresh_at").unwrap_or(0),
         }
     }
@@ -399,6 +405,7 @@ impl FetchRecord {
             "last_success": self.last_success,
             "last_failure": self.last_failure,
             "failures": self.failures,
+            "doubted_at": self.doubted_at,
             "refresh_at": self.refresh_at,
         })
         .to_string()
@@ -423,6 +430,7 @@ impl FetchRecord {
             lease_until: 0,
             last_failure: now,
             failures: self.failures.saturating_add(1),
+            doubted_at: now,
             ..self
         }
     }
@@ -445,25 +453,41 @@ impl RemoteJwks {
         period / 5 * 4
     }
 
-    /// What a fetch starting at `now` asks first: the keys when their URI is configured or was
-    /// discovered recently, the discovery document otherwise.
-    pub fn first_call(&self, discovered: Option<&Discovered>, now: u64) -> FirstCall {
-        match (&self.source, discovered) {
-            (Source::Jwks(keys), _) => FirstCall::Keys(keys.clone()),
-            (Source::Discovery(_), Some(found)) if now < found.until => {
+    /// What a fetch for `want` starting at `now` asks first: the keys when their URI is
+    /// configured, or was discovered within the day and since the last failed fetch (`record`);
+    /// the discovery document otherwise, and always for an unknown `kid`, which may be the sign
+    /// that the keys moved.
+    pub fn first_call(
+        &self,
+        discovered: Option<&Discovered>,
+        record: &FetchRecord,
+        want: Want,
+        now: u64,
+    ) -> FirstCall {
+        match (&self.source, discovered, want) {
+            (Source::Jwks(keys), _, _) => FirstCall::Keys(keys.clone()),
+            (Source::Discovery(_), Some(found), Want::Refresh)
+                if now < found.until && found.found_at > record.doubted_at =>
+            {
                 FirstCall::Keys(found.keys.clone())
             }
-            (Source::Discovery(document), _) => FirstCall::Discovery(document.clone()),
+            (Source::Discovery(document), _, _) => FirstCall::Discovery(document.clone()),
         }
     }
 
-    /// How long after a failed fetch the next may start: `retry_interval` after the first failure
-    /// in a row, doubling with each further one up to [`MAX_BACKOFF_FACTOR`] times it, so that
-    /// an issuer that is down is not asked at a fixed pace for as long as it stays down.
-    pub fn retry_delay_ms(&self, failures: u64) -> u64 {
-        let doublings = failures
+    /// How long after a failed fetch the next may start: `retry_interval`, and once the proxy
+    /// has had keys from this source, twice that for each further failure in a row, up to 8 ×
+    /// (three doublings), so that an issuer that went down is not asked at a fixed pace for as
+    /// long as it stays down. Before any fetch succeeded the pace stays fixed: tokens may be
+    /// waiting on those first keys.
+    pub fn retry_delay_ms(&self, record: &FetchRecord) -> u64 {
+        if record.last_success == 0 {
+            return self.retry_interval_ms;
+        }
+        let doublings = record
+            .failures
             .saturating_sub(1)
-            .min(u64::from(MAX_BACKOFF_FACTOR.ilog2()));
+            .min(u64::from(MAX_BACKOFF_DOUBLINGS));
         self.retry_interval_ms.saturating_mul(1 << doublings)
     }
 
@@ -476,8 +500,7 @@ impl RemoteJwks {
         }
         let retry_at = match record.last_failure {
             0 => 0,
-            // A record without the count (written before it was kept) counts one failure.
-            failed => failed.saturating_add(self.retry_delay_ms(record.failures.max(1))),
+            failed => failed.saturating_add(self.retry_delay_ms(record)),
         };
         let due_at = match want {
             Want::Refresh if record.last_success == 0 => retry_at,
@@ -682,7 +705,7 @@ mod tests {
     }
 
     #[test]
-    fn a_discovered_jwks_uri_is_asked_first_until_it_ages_out() {
+    fn a_discovered_jwks_uri_serves_refreshes_until_it_ages_out_or_a_fetch_fails() {
         let Source::Jwks(document) = remote().source else {
             unreachable!()
         };
@@ -693,22 +716,26 @@ mod tests {
         let keys = document
             .with_uri("https://keys.issuer.test/v1/keys")
             .unwrap();
-        let found = Discovered::new(keys.clone(), 1_000);
+        let found = Discovered::new(keys.clone(), T);
+        let fine = FetchRecord::default().succeeded(T, 480_000);
+        let first = |found, record, want, now| discovery.first_call(found, record, want, now);
+        let ask = FirstCall::Discovery(document.clone());
+        assert_eq!(first(None, &fine, Want::Refresh, T), ask);
+        let last_ms = T + DISCOVERY_REUSE_MS - 1;
         assert_eq!(
-            discovery.first_call(None, 1_000),
-            FirstCall::Discovery(document.clone())
-        );
-        assert_eq!(
-            discovery.first_call(Some(&found), 1_000 + DISCOVERY_REUSE_MS - 1),
+            first(Some(&found), &fine, Want::Refresh, last_ms),
             FirstCall::Keys(keys)
         );
-        assert_eq!(
-            discovery.first_call(Some(&found), 1_000 + DISCOVERY_REUSE_MS),
-            FirstCall::Discovery(document.clone())
-        );
+        assert_eq!(first(Some(&found), &fine, Want::Refresh, last_ms + 1), ask);
+        // An unknown `kid` may mean the keys moved.
+        assert_eq!(first(Some(&found), &fine, Want::Kid, T + 1), ask);
+        // A failed fetch anywhere in the proxy, even one a success followed, makes every worker
+        // ask again.
+        let doubted = fine.failed(T).succeeded(T + 1, 480_000);
+        assert_eq!(first(Some(&found), &doubted, Want::Refresh, T + 2), ask);
         // A configured URI is always the keys', whatever was discovered.
         assert_eq!(
-            remote().first_call(Some(&found), 1_000),
+            remote().first_call(Some(&found), &doubted, Want::Kid, T + 2),
             FirstCall::Keys(document)
         );
     }
@@ -729,12 +756,12 @@ mod tests {
 
     #[test]
     fn failures_in_a_row_double_the_wait_up_to_eight_retry_intervals_and_a_success_resets_it() {
-        let mut record = FetchRecord::default();
+        let mut record = FetchRecord::default().succeeded(T, 480_000);
         let mut waits = Vec::new();
-        for failure in 0..6 {
+        for failure in 1..=6 {
             let at = T + failure * 1_000_000;
             record = record.failed(at);
-            let Schedule::NotBefore(due) = remote().plan(at + 1, &record, Want::Refresh) else {
+            let Schedule::NotBefore(due) = remote().plan(at + 1, &record, Want::Kid) else {
                 panic!("a fetch right after a failure");
             };
             waits.push((due - at) / 1000);
@@ -747,15 +774,19 @@ mod tests {
             remote().plan(T + 9_500_001, &recovered, Want::Kid),
             Schedule::NotBefore(T + 9_515_000)
         );
-        // A record without the count that says a fetch failed waits one interval.
-        let older = FetchRecord {
-            last_failure: T,
-            ..FetchRecord::default()
-        };
-        assert_eq!(
-            remote().plan(T + 1, &older, Want::Refresh),
-            Schedule::NotBefore(T + 15_000)
-        );
+    }
+
+    #[test]
+    fn before_any_keys_came_failures_are_retried_at_the_plain_interval() {
+        let mut record = FetchRecord::default();
+        for failure in 1..=5 {
+            let at = T + failure * 1_000_000;
+            record = record.failed(at);
+            assert_eq!(
+                remote().plan(at + 1, &record, Want::Refresh),
+                Schedule::NotBefore(at + 15_000)
+            );
+        }
     }
 
     #[test]
@@ -772,12 +803,20 @@ mod tests {
             last_success: 3,
             last_failure: 4,
             failures: 6,
+            doubted_at: 7,
             refresh_at: 5,
         };
         assert_eq!(FetchRecord::decode(&record.encode()), record);
         // A record of an older module, without the count, still reads.
-        let older = br#"{"lease_until":0,"last_kid_fetch":0,"last_success":0,"last_failure":9,"refresh_at":0}"#;
-        assert_eq!(FetchRecord::decode(older).last_failure, 9);
+        let older = br#"{"lease_until":1,"last_kid_fetch":2,"last_success":3,"last_failure":4,"refresh_at":5}"#;
+        assert_eq!(
+            FetchRecord::decode(older),
+            FetchRecord {
+                failures: 0,
+                doubted_at: 0,
+                ..record
+            }
+        );
         assert_eq!(FetchRecord::decode(b"\xff"), FetchRecord::default());
     }
 

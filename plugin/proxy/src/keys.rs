@@ -101,7 +101,8 @@ struct SourceState {
     in_use_since: u64,
     sequence: Option<u64>,
     memory: KidMemory,
-    /// The keys' URI a discovery document named, fetched directly until it fails or ages out.
+    /// The keys' URI a discovery document named, fetched directly by refreshes for a day or
+    /// until a fetch anywhere in the proxy fails.
     discovered: Option<Discovered>,
     in_flight: Option<InFlight>,
     waiters: Vec<Waiter>,
@@ -261,9 +262,10 @@ impl Keys {
                     .saturating_add(source.remote.timeout_ms().saturating_mul(2) + 1000)
             });
             if abandoned {
-                // The stream that made the call went away and the host cancelled it.
+                // The stream that made the call went away and the host cancelled it. That says
+                // nothing of the issuer, and the lease the call held has ended (another worker
+                // may hold the next one), so the shared record is left as it is.
                 source.in_flight = None;
-                self.fail(index, &FetchError::NoResponse, now);
             }
             let Some(source) = self.sources.get_mut(index) else {
                 continue;
@@ -429,7 +431,10 @@ impl Keys {
                 until: now.saturating_add(source.remote.timeout_ms()),
             };
         }
-        let (target, stage) = match source.remote.first_call(source.discovered.as_ref(), now) {
+        let first = source
+            .remote
+            .first_call(source.discovered.as_ref(), &record, want, now);
+        let (target, stage) = match first {
             FirstCall::Keys(uri) => (uri, Stage::Jwks),
             FirstCall::Discovery(uri) => (uri, Stage::Discovery),
         };
