@@ -320,8 +320,8 @@ impl Run<'_> {
 
 /// How long to wait before the probe that follows `failures` failed fetches in a row, so that
 /// it may fetch: past the 1 s refetch interval and past the retry delay, the policy's 1 s
-/// `retry_interval` doubled for each failure after the first, up to 8 × it
-/// (`taskgate::remote::MAX_BACKOFF_DOUBLINGS`); keys came before the faults, so the delay grows.
+/// `retry_interval` doubled for each failure after the first, up to 8 × it (three doublings, the
+/// module's `MAX_BACKOFF_DOUBLINGS`); keys came before the faults, so the delay grows.
 fn probe_wait(failures: usize) -> Duration {
     let retry_ms: u64 = match failures {
         0 => 0,

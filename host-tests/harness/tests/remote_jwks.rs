@@ -325,7 +325,7 @@ fn an_issuer_that_went_down_is_asked_less_and_less_often() {
     };
     harness.script_callout(CLUSTER, down);
     // The refresh falls due 480 s after the fetch; then the waits are 15, 30, 60 and 120 s (the
-    // 15 s retry interval, doubled up to eight times), then 120 s each.
+    // 15 s retry interval, doubled up to 8 × it), then 120 s each.
     let mut failed_at = Vec::new();
     for second in 2..=1000 {
         harness.advance(1_000).unwrap();
@@ -461,6 +461,49 @@ fn a_discovered_jwks_uri_is_fetched_directly_until_a_fetch_through_it_fails() {
     assert_eq!(paths(&harness)[3..], ["/v1/keys", DISCOVERY, "/v1/keys"]);
     assert_eq!(metric(&harness, "fetch_success"), 3);
     assert!(send(&mut harness, "old", None).forwarded());
+}
+
+#[test]
+fn a_failed_fetch_in_one_worker_makes_another_ask_discovery_again() {
+    const DISCOVERY: &str = "/.well-known/openid-configuration";
+    let config = discovery_config(json!({}));
+    let document = json!({"issuer": ISSUER, "jwks_uri": "https://keys.issuer.test/v1/keys"});
+    let mut first = configured(&config, None);
+    first
+        .callouts_mut()
+        .respond_once(CLUSTER, CalloutReply::json(document.to_string()));
+    first
+        .callouts_mut()
+        .respond_once(CLUSTER, jwks_reply(&["old"]));
+    first.advance(1_000).unwrap();
+    assert_eq!(paths(&first), [DISCOVERY, "/v1/keys"]);
+    let mut second = Harness::with_plugin(plugin());
+    second.share_data_with(&first);
+    second.configure(config.as_bytes()).unwrap();
+    // The second worker's refresh, due 480 s after the first fetch, fails.
+    second.script_callout(
+        CLUSTER,
+        CalloutReply::Respond {
+            status: 503,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+    );
+    second.advance(482_000).unwrap();
+    assert_eq!(metric(&second, "fetch_failure"), 1);
+    // The first worker's next attempt, a retry interval later, does not trust the URI it
+    // discovered before that failure.
+    first
+        .callouts_mut()
+        .respond_once(CLUSTER, CalloutReply::json(document.to_string()));
+    first
+        .callouts_mut()
+        .respond_once(CLUSTER, jwks_reply(&["old"]));
+    first.advance(500_000).unwrap();
+    assert_eq!(
+        paths(&first),
+        [DISCOVERY, "/v1/keys", DISCOVERY, "/v1/keys"]
+    );
 }
 
 #[test]

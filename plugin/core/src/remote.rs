@@ -393,7 +393,10 @@ impl FetchRecord {
             last_success: field(&value, "last_success").unwrap_or(0),
             last_failure: field(&value, "last_failure").unwrap_or(0),
             failures: field(&value, "failures").unwrap_or(0),
-            doubted_at: field(&value, "doubted_at").unwrap_or(0),
+            // An older module does not keep it: its last failure is the best reading.
+            doubted_at: field(&value, "doubted_at")
+                .or_else(|| field(&value, "last_failure"))
+                .unwrap_or(0),
             refresh_at: field(&value, "refresh_at").unwrap_or(0),
         }
     }
@@ -430,8 +433,21 @@ impl FetchRecord {
             lease_until: 0,
             last_failure: now,
             failures: self.failures.saturating_add(1),
-            doubted_at: now,
+            // Never backwards: a worker that read its clock a moment earlier must not make
+            // a URI discovered before a later failure look sound again.
+            doubted_at: self.doubted_at.max(now),
             ..self
+        }
+    }
+
+    /// The record after a fetch whose answer never came because the host cancelled the call
+    /// with the stream that made it, noticed once its lease had ended: a failure like any other
+    /// (it was slower than the stream could wait), but the lease, by then perhaps another
+    /// worker's, stays.
+    pub fn abandoned(self, now: u64) -> Self {
+        Self {
+            lease_until: self.lease_until,
+            ..self.failed(now)
         }
     }
 }
@@ -472,6 +488,15 @@ impl RemoteJwks {
                 FirstCall::Keys(found.keys.clone())
             }
             (Source::Discovery(document), _, _) => FirstCall::Discovery(document.clone()),
+        }
+    }
+
+    /// The longest a fetch may take: one call, or two in a row for a discovery document and the
+    /// keys it names. A stream waiting on a fetch waits this long at most.
+    pub fn fetch_budget_ms(&self) -> u64 {
+        match &self.source {
+            Source::Jwks(uri) => uri.timeout_ms,
+            Source::Discovery(uri) => uri.timeout_ms.saturating_mul(2),
         }
     }
 
@@ -733,6 +758,14 @@ mod tests {
         // ask again.
         let doubted = fine.failed(T).succeeded(T + 1, 480_000);
         assert_eq!(first(Some(&found), &doubted, Want::Refresh, T + 2), ask);
+        // Discovered again after the failure, the URI serves refreshes again.
+        let again = Discovered::new(found.keys.clone(), T + 2);
+        assert_eq!(
+            first(Some(&again), &doubted, Want::Refresh, T + 3),
+            FirstCall::Keys(found.keys.clone())
+        );
+        // The doubt never moves back, whichever worker's clock read earlier.
+        assert_eq!(doubted.failed(T - 5).doubted_at, T);
         // A configured URI is always the keys', whatever was discovered.
         assert_eq!(
             remote().first_call(Some(&found), &doubted, Want::Kid, T + 2),
@@ -790,6 +823,35 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_fetch_counts_as_failed_but_leaves_another_workers_lease() {
+        let held = FetchRecord {
+            lease_until: T + 7_000,
+            ..FetchRecord::default()
+        };
+        let record = held.abandoned(T);
+        assert_eq!(
+            (record.lease_until, record.failures, record.last_failure),
+            (T + 7_000, 1, T)
+        );
+        assert_eq!(held.failed(T).lease_until, 0);
+    }
+
+    #[test]
+    fn a_discovery_source_gives_a_fetch_two_timeouts() {
+        let Source::Jwks(document) = remote().source else {
+            unreachable!()
+        };
+        let discovery = RemoteJwks {
+            source: Source::Discovery(document),
+            ..remote()
+        };
+        assert_eq!(
+            (remote().fetch_budget_ms(), discovery.fetch_budget_ms()),
+            (5_000, 10_000)
+        );
+    }
+
+    #[test]
     fn an_abandoned_lease_frees_the_source_after_it_ends() {
         let record = start(remote().plan(T, &FetchRecord::default(), Want::Refresh));
         start(remote().plan(record.lease_until, &record, Want::Refresh));
@@ -813,7 +875,7 @@ mod tests {
             FetchRecord::decode(older),
             FetchRecord {
                 failures: 0,
-                doubted_at: 0,
+                doubted_at: 4,
                 ..record
             }
         );

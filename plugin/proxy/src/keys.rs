@@ -101,8 +101,8 @@ struct SourceState {
     in_use_since: u64,
     sequence: Option<u64>,
     memory: KidMemory,
-    /// The keys' URI a discovery document named, fetched directly by refreshes for a day or
-    /// until a fetch anywhere in the proxy fails.
+    /// The keys' URI a discovery document named to this worker, fetched directly by its
+    /// refreshes for a day or until a fetch anywhere in the proxy fails.
     discovered: Option<Discovered>,
     in_flight: Option<InFlight>,
     waiters: Vec<Waiter>,
@@ -216,7 +216,7 @@ impl Keys {
                 return Step::Refuse;
             }
         }
-        let deadline = now.saturating_add(source.remote.timeout_ms());
+        let deadline = now.saturating_add(source.remote.fetch_budget_ms());
         let wait = |source: &mut SourceState| {
             source.waiters.push(Waiter {
                 context_id,
@@ -262,10 +262,11 @@ impl Keys {
                     .saturating_add(source.remote.timeout_ms().saturating_mul(2) + 1000)
             });
             if abandoned {
-                // The stream that made the call went away and the host cancelled it. That says
-                // nothing of the issuer, and the lease the call held has ended (another worker
-                // may hold the next one), so the shared record is left as it is.
+                // The stream that made the call went away (decided when its wait ran out, or
+                // its client left) and the host cancelled the call. The lease it held has
+                // ended and may be another worker's by now, so it is left in place.
                 source.in_flight = None;
+                self.fail_as(index, &FetchError::NoResponse, now, FetchRecord::abandoned);
             }
             let Some(source) = self.sources.get_mut(index) else {
                 continue;
@@ -388,10 +389,21 @@ impl Keys {
 
     /// Records a failed fetch; the keys in use stay.
     fn fail(&mut self, index: usize, error: &FetchError, now: u64) {
+        self.fail_as(index, error, now, FetchRecord::failed);
+    }
+
+    /// Records a failed fetch with `change` to the shared record.
+    fn fail_as(
+        &mut self,
+        index: usize,
+        error: &FetchError,
+        now: u64,
+        change: fn(FetchRecord, u64) -> FetchRecord,
+    ) {
         let Some(source) = self.sources.get_mut(index) else {
             return;
         };
-        update_record(&source.record_key(), |record| record.failed(now));
+        update_record(&source.record_key(), |record| change(record, now));
         // The issuer may have moved its keys: the next attempt asks discovery again.
         source.discovered = None;
         increment(source.metrics.failure);
