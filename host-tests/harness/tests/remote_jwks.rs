@@ -318,12 +318,7 @@ fn an_issuer_that_went_down_is_asked_less_and_less_often() {
     let mut harness = configured(&config(json!({})), Some(jwks_reply(&["old"])));
     harness.advance(1_000).unwrap();
     assert_eq!(metric(&harness, "fetch_success"), 1);
-    let down = CalloutReply::Respond {
-        status: 503,
-        headers: Vec::new(),
-        body: Vec::new(),
-    };
-    harness.script_callout(CLUSTER, down);
+    harness.script_callout(CLUSTER, unavailable());
     // The refresh falls due 480 s after the fetch; then the waits are 15, 30, 60 and 120 s (the
     // 15 s retry interval, doubled up to 8 × it), then 120 s each.
     let mut failed_at = Vec::new();
@@ -344,14 +339,7 @@ fn an_issuer_that_went_down_is_asked_less_and_less_often() {
 
 #[test]
 fn a_provider_that_never_had_keys_denies_with_503_keys_unavailable() {
-    let mut harness = configured(
-        &config(json!({})),
-        Some(CalloutReply::Respond {
-            status: 503,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }),
-    );
+    let mut harness = configured(&config(json!({})), Some(unavailable()));
     for _ in 0..3 {
         let exchange = send(&mut harness, "old", None);
         assert_eq!(
@@ -392,30 +380,24 @@ fn discovery_config(extra: Value) -> String {
     .to_string()
 }
 
-#[test]
-fn discovery_finds_the_jwks_uri_of_the_same_issuer() {
-    let mut harness = configured(&discovery_config(json!({})), None);
+const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// Scripts the next two answers: a discovery document naming
+/// `https://keys.issuer.test/v1/keys`, then the keys `names` there.
+fn answer_discovery_then_keys(harness: &mut Harness, names: &[&str]) {
     let document = json!({"issuer": ISSUER, "jwks_uri": "https://keys.issuer.test/v1/keys"});
-    harness
-        .callouts_mut()
-        .respond_once(CLUSTER, CalloutReply::json(document.to_string()));
-    harness
-        .callouts_mut()
-        .respond_once(CLUSTER, jwks_reply(&["old"]));
-    assert!(send(&mut harness, "old", None).forwarded());
-    let paths: Vec<_> = harness
-        .callout_log()
-        .iter()
-        .filter_map(|call| call.headers.iter().find(|(name, _)| name == ":path"))
-        .map(|(_, path)| path.as_str())
-        .collect();
-    assert_eq!(paths, ["/.well-known/openid-configuration", "/v1/keys"]);
-    let authority = harness.callout_log()[1]
-        .headers
-        .iter()
-        .find(|(name, _)| name == ":authority")
-        .map(|(_, value)| value.clone());
-    assert_eq!(authority.as_deref(), Some("keys.issuer.test"));
+    let callouts = harness.callouts_mut();
+    callouts.respond_once(CLUSTER, CalloutReply::json(document.to_string()));
+    callouts.respond_once(CLUSTER, jwks_reply(names));
+}
+
+/// An issuer answering 503.
+fn unavailable() -> CalloutReply {
+    CalloutReply::Respond {
+        status: 503,
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
 }
 
 fn paths(harness: &Harness) -> Vec<String> {
@@ -428,81 +410,68 @@ fn paths(harness: &Harness) -> Vec<String> {
 }
 
 #[test]
-fn a_discovered_jwks_uri_is_fetched_directly_until_a_fetch_through_it_fails() {
-    const DISCOVERY: &str = "/.well-known/openid-configuration";
+fn discovery_finds_the_jwks_uri_of_the_same_issuer() {
     let mut harness = configured(&discovery_config(json!({})), None);
-    let document = json!({"issuer": ISSUER, "jwks_uri": "https://keys.issuer.test/v1/keys"});
-    let callouts = harness.callouts_mut();
-    callouts.respond_once(CLUSTER, CalloutReply::json(document.to_string()));
-    callouts.respond_once(CLUSTER, jwks_reply(&["old"]));
+    answer_discovery_then_keys(&mut harness, &["old"]);
+    assert!(send(&mut harness, "old", None).forwarded());
+    assert_eq!(paths(&harness), [DISCOVERY_PATH, "/v1/keys"]);
+    let authority = harness.callout_log()[1]
+        .headers
+        .iter()
+        .find(|(name, _)| name == ":authority")
+        .map(|(_, value)| value.clone());
+    assert_eq!(authority.as_deref(), Some("keys.issuer.test"));
+}
+
+#[test]
+fn a_discovered_jwks_uri_is_fetched_directly_until_a_fetch_through_it_fails() {
+    let mut harness = configured(&discovery_config(json!({})), None);
+    answer_discovery_then_keys(&mut harness, &["old"]);
     // The refresh, four fifths into the 600 s cache duration, goes straight to the keys.
-    callouts.respond_once(CLUSTER, jwks_reply(&["old"]));
+    harness
+        .callouts_mut()
+        .respond_once(CLUSTER, jwks_reply(&["old"]));
     harness.advance(1_000).unwrap();
     assert!(send(&mut harness, "old", None).forwarded());
     harness.advance(480_000).unwrap();
-    assert_eq!(paths(&harness), [DISCOVERY, "/v1/keys", "/v1/keys"]);
+    assert_eq!(paths(&harness), [DISCOVERY_PATH, "/v1/keys", "/v1/keys"]);
     assert_eq!(metric(&harness, "fetch_success"), 2);
 
     // A refresh that fails makes the next attempt, one retry interval later, ask discovery.
-    let callouts = harness.callouts_mut();
-    callouts.respond_once(
-        CLUSTER,
-        CalloutReply::Respond {
-            status: 404,
-            headers: Vec::new(),
-            body: Vec::new(),
-        },
-    );
-    callouts.respond_once(CLUSTER, CalloutReply::json(document.to_string()));
-    callouts.respond_once(CLUSTER, jwks_reply(&["old"]));
+    harness.callouts_mut().respond_once(CLUSTER, unavailable());
+    answer_discovery_then_keys(&mut harness, &["old"]);
     harness.advance(480_000).unwrap();
     assert_eq!(metric(&harness, "fetch_failure"), 1);
     harness.advance(20_000).unwrap();
-    assert_eq!(paths(&harness)[3..], ["/v1/keys", DISCOVERY, "/v1/keys"]);
+    assert_eq!(
+        paths(&harness)[3..],
+        ["/v1/keys", DISCOVERY_PATH, "/v1/keys"]
+    );
     assert_eq!(metric(&harness, "fetch_success"), 3);
     assert!(send(&mut harness, "old", None).forwarded());
 }
 
 #[test]
 fn a_failed_fetch_in_one_worker_makes_another_ask_discovery_again() {
-    const DISCOVERY: &str = "/.well-known/openid-configuration";
     let config = discovery_config(json!({}));
-    let document = json!({"issuer": ISSUER, "jwks_uri": "https://keys.issuer.test/v1/keys"});
     let mut first = configured(&config, None);
-    first
-        .callouts_mut()
-        .respond_once(CLUSTER, CalloutReply::json(document.to_string()));
-    first
-        .callouts_mut()
-        .respond_once(CLUSTER, jwks_reply(&["old"]));
+    answer_discovery_then_keys(&mut first, &["old"]);
     first.advance(1_000).unwrap();
-    assert_eq!(paths(&first), [DISCOVERY, "/v1/keys"]);
+    assert_eq!(paths(&first), [DISCOVERY_PATH, "/v1/keys"]);
     let mut second = Harness::with_plugin(plugin());
     second.share_data_with(&first);
     second.configure(config.as_bytes()).unwrap();
     // The second worker's refresh, due 480 s after the first fetch, fails.
-    second.script_callout(
-        CLUSTER,
-        CalloutReply::Respond {
-            status: 503,
-            headers: Vec::new(),
-            body: Vec::new(),
-        },
-    );
+    second.script_callout(CLUSTER, unavailable());
     second.advance(482_000).unwrap();
     assert_eq!(metric(&second, "fetch_failure"), 1);
     // The first worker's next attempt, a retry interval later, does not trust the URI it
     // discovered before that failure.
-    first
-        .callouts_mut()
-        .respond_once(CLUSTER, CalloutReply::json(document.to_string()));
-    first
-        .callouts_mut()
-        .respond_once(CLUSTER, jwks_reply(&["old"]));
+    answer_discovery_then_keys(&mut first, &["old"]);
     first.advance(500_000).unwrap();
     assert_eq!(
         paths(&first),
-        [DISCOVERY, "/v1/keys", DISCOVERY, "/v1/keys"]
+        [DISCOVERY_PATH, "/v1/keys", DISCOVERY_PATH, "/v1/keys"]
     );
 }
 
